@@ -1,0 +1,87 @@
+# Every routine task of retention-stack. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+RUN_DIR ?= $(CURDIR)/.run
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,bench]'
+	touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv with the project and its dev dependencies.
+
+.PHONY: packages
+packages: ## Install the Debian packages the tests run (redis, postgresql, pgbouncer, prometheus, lua) when missing.
+	@bash e2e/harness/install-packages.sh
+
+.PHONY: tools
+tools: ## Build the control-plane binaries into a cache outside the repo; last line is BIN_DIR=<path>.
+	@bash e2e/controlplane/build.sh
+
+.PHONY: cluster-up
+cluster-up: install tools ## Start the local control plane (idempotent); last line is KUBECONFIG=<path>.
+	@$(PY) -m harness cluster-up --run-dir $(RUN_DIR)/cluster
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and every process it started.
+	@if [ -x $(PY) ]; then $(PY) -m harness cluster-down --run-dir $(RUN_DIR)/cluster; fi
+
+.PHONY: crds
+crds: install ## Regenerate crds/ and the chart's CRD from the pydantic models.
+	$(PY) -m retention_operator.crdgen --write
+
+.PHONY: lint
+lint: install ## ruff, and the import-linter layering contracts.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+.PHONY: types
+types: install ## mypy --strict on every package.
+	$(VENV)/bin/mypy
+
+.PHONY: unit
+unit: install ## Pure unit tests (no servers).
+	$(PYTEST) -m "not services and not e2e" -q
+
+.PHONY: test-services
+test-services: install packages ## Tests against real Redis, PostgreSQL, PgBouncer and Prometheus.
+	$(PYTEST) -m "services and not e2e" -q
+
+.PHONY: e2e
+e2e: install packages tools ## End-to-end tests on the local control plane.
+	$(PYTEST) -m e2e -q
+
+.PHONY: test
+test: install packages tools lint types unit test-services e2e ## Everything: install, lint, types, unit, services, e2e.
+
+.PHONY: demo
+demo: install packages tools ## The main job: control plane, CRD, operator and the sample stack.
+	@$(PY) -m harness demo-up --run-dir $(RUN_DIR)
+
+.PHONY: demo-down
+demo-down: ## Stop the demo: operator, services and control plane.
+	@if [ -x $(PY) ]; then $(PY) -m harness demo-down --run-dir $(RUN_DIR); fi
+
+.PHONY: bench-autoscaling
+bench-autoscaling: install ## Autoscaling simulator: retention vs HPA vs KEDA-style on the shared traces.
+	@for t in ../shared/traces/*.csv; do echo "== $$t"; $(PY) -m bench.autoscaling --trace $$t --policy all --json; done
+
+.PHONY: bench-workloads
+bench-workloads: install packages ## Workloads benchmark: API req/s and p95, worker jobs/s (real Redis, PostgreSQL, PgBouncer).
+	@$(PY) -m bench.workloads --json
+
+.PHONY: clean
+clean: ## Remove the venv and local run state (the binary cache stays).
+	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""The contract between the operator and the workloads it deploys.
+
+The operator (``retention_operator``) and the workloads (``retention_workloads``)
+ship as separate images and never import each other. What ties them together is
+written here once: the environment variables the operator sets on the API and
+worker pods, the names of the metrics the API exports (which the autoscaler
+queries), and how queue keys are derived. Both sides import this module; it
+imports nothing from either. ``docs/contract.md`` documents the same names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Environment variables set by the operator on API and worker containers.
+ENV_STACK_NAME: Final = "RETENTION_STACK_NAME"
+ENV_STACK_NAMESPACE: Final = "RETENTION_STACK_NAMESPACE"
+ENV_REDIS_URL: Final = "RETENTION_REDIS_URL"
+"""``redis://host:port/0``; for Redis Cluster, any seed node of the cluster."""
+ENV_REDIS_CLUSTER: Final = "RETENTION_REDIS_CLUSTER"
+"""``"true"`` when the URL names a Redis Cluster node, ``"false"`` otherwise."""
+ENV_REDIS_PASSWORD: Final = "RETENTION_REDIS_PASSWORD"
+"""Taken from a Secret by ``valueFrom.secretKeyRef``; absent when Redis has no auth."""
+ENV_QUEUE_STREAM: Final = "RETENTION_QUEUE_STREAM"
+ENV_QUEUE_GROUP: Final = "RETENTION_QUEUE_GROUP"
+ENV_DEADLETTER_STREAM: Final = "RETENTION_DEADLETTER_STREAM"
+ENV_DATABASE_URL: Final = "RETENTION_DATABASE_URL"
+"""``postgresql://user@pgbouncer-host:port/dbname``, without the password."""
+ENV_DATABASE_PASSWORD: Final = "RETENTION_DATABASE_PASSWORD"
+"""Taken from the credentials Secret by ``valueFrom.secretKeyRef``."""
+ENV_DB_STATEMENT_CACHE_SIZE: Final = "RETENTION_DB_STATEMENT_CACHE_SIZE"
+"""asyncpg statement cache; 0 (the default) for PgBouncer in transaction mode."""
+ENV_HTTP_PORT: Final = "RETENTION_HTTP_PORT"
+ENV_METRICS_PORT: Final = "RETENTION_METRICS_PORT"
+"""Worker only: the port of its /metrics endpoint (the API serves /metrics on its HTTP port)."""
+ENV_JOB_CPU_MS: Final = "RETENTION_JOB_CPU_MS"
+ENV_JOB_IO_MS: Final = "RETENTION_JOB_IO_MS"
+ENV_MAX_ATTEMPTS: Final = "RETENTION_MAX_ATTEMPTS"
+ENV_CLAIM_IDLE_MS: Final = "RETENTION_CLAIM_IDLE_MS"
+ENV_WORKER_CONCURRENCY: Final = "RETENTION_WORKER_CONCURRENCY"
+
+# Metrics exported by the API and the workers. The API's histogram carries the
+# labels ``namespace`` and ``stack`` (from ENV_STACK_NAMESPACE / ENV_STACK_NAME)
+# so that one PromQL query can group every stack's latency at once.
+METRIC_API_REQUEST_DURATION: Final = "retention_api_request_duration_seconds"
+METRIC_WORKER_JOBS: Final = "retention_worker_jobs_total"
+METRIC_WORKER_JOB_DURATION: Final = "retention_worker_job_duration_seconds"
+METRIC_WORKER_IN_FLIGHT: Final = "retention_worker_jobs_in_flight"
+METRIC_WORKER_RECLAIMED: Final = "retention_worker_jobs_reclaimed_total"
+LABEL_NAMESPACE: Final = "namespace"
+LABEL_STACK: Final = "stack"
+
+# Ports the workloads listen on by default.
+DEFAULT_HTTP_PORT: Final = 8080
+DEFAULT_METRICS_PORT: Final = 9090
+
+DEFAULT_QUEUE_GROUP: Final = "workers"
+
+
+def default_stream(stack: str) -> str:
+    """Return the job stream key of a stack.
+
+    The hash tag ``{stack}`` keeps the stream and its dead-letter stream in
+    one Redis Cluster slot, so both can be touched in one transaction.
+    """
+    return f"{{{stack}}}:jobs"
+
+
+def deadletter_stream(stream: str) -> str:
+    """Return the dead-letter stream for a job stream (same hash slot)."""
+    return f"{stream}:dead"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the Debian packages whose servers the tests start, when missing.
+# The services run as subprocesses of the tests, never as system services, so
+# any service the package starts on install is stopped again.
+set -euo pipefail
+
+want=(redis-server redis-tools postgresql pgbouncer prometheus lua5.4 openssl)
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "packages: all present (${want[*]})"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=sudo
+else
+  sudo=
+fi
+echo "packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >/dev/null
+# policy-rc.d keeps the packages' own services from starting; the tests start theirs.
+printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+$sudo chmod +x /usr/sbin/policy-rc.d
+trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+echo "packages: installed ${missing[*]}"
