@@ -1,0 +1,1 @@
+"""pytest fixtures for the real services (Redis, PostgreSQL, PgBouncer, Prometheus)."""
