@@ -128,11 +128,13 @@ def wait_until(
     last_error = ""
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
-            raise NotReady(f"{what}: {proc.name} exited ({proc.popen.returncode})\n{proc.log_tail()}")
+            raise NotReady(
+                f"{what}: {proc.name} exited ({proc.popen.returncode})\n{proc.log_tail()}"
+            )
         try:
             if check():
                 return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception as exc:  # Any failure means "not ready yet".
             last_error = f"{type(exc).__name__}: {exc}"
         time.sleep(interval)
     tail = proc.log_tail() if proc is not None else ""
