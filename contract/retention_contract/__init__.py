@@ -31,6 +31,8 @@ ENV_DATABASE_PASSWORD: Final = "RETENTION_DATABASE_PASSWORD"
 ENV_DB_STATEMENT_CACHE_SIZE: Final = "RETENTION_DB_STATEMENT_CACHE_SIZE"
 """asyncpg statement cache; 0 (the default) for PgBouncer in transaction mode."""
 ENV_HTTP_PORT: Final = "RETENTION_HTTP_PORT"
+ENV_BIND_ADDRESS: Final = "RETENTION_BIND_ADDRESS"
+"""Address the HTTP and metrics servers listen on; ``0.0.0.0`` (every interface) by default."""
 ENV_METRICS_PORT: Final = "RETENTION_METRICS_PORT"
 """Worker only: the port of its /metrics endpoint (the API serves /metrics on its HTTP port)."""
 ENV_JOB_CPU_MS: Final = "RETENTION_JOB_CPU_MS"
@@ -38,6 +40,11 @@ ENV_JOB_IO_MS: Final = "RETENTION_JOB_IO_MS"
 ENV_MAX_ATTEMPTS: Final = "RETENTION_MAX_ATTEMPTS"
 ENV_CLAIM_IDLE_MS: Final = "RETENTION_CLAIM_IDLE_MS"
 ENV_WORKER_CONCURRENCY: Final = "RETENTION_WORKER_CONCURRENCY"
+ENV_SHUTDOWN_TIMEOUT_S: Final = "RETENTION_SHUTDOWN_TIMEOUT_S"
+"""Worker only: seconds to finish held jobs after SIGTERM; keep it below the pod's grace period."""
+ENV_DB_POOL_MAX_SIZE: Final = "RETENTION_DB_POOL_MAX_SIZE"
+"""Largest number of connections one process opens to PgBouncer."""
+ENV_LOG_LEVEL: Final = "RETENTION_LOG_LEVEL"
 
 # Metrics exported by the API and the workers. The API's histogram carries the
 # labels ``namespace`` and ``stack`` (from ENV_STACK_NAMESPACE / ENV_STACK_NAME)
@@ -47,6 +54,10 @@ METRIC_WORKER_JOBS: Final = "retention_worker_jobs_total"
 METRIC_WORKER_JOB_DURATION: Final = "retention_worker_job_duration_seconds"
 METRIC_WORKER_IN_FLIGHT: Final = "retention_worker_jobs_in_flight"
 METRIC_WORKER_RECLAIMED: Final = "retention_worker_jobs_reclaimed_total"
+METRIC_WORKER_QUEUE_LATENCY: Final = "retention_worker_queue_latency_seconds"
+"""Histogram: time from enqueue to the start of a job's first run."""
+LABEL_OUTCOME: Final = "outcome"
+"""Label of METRIC_WORKER_JOBS: ``done``, ``failed`` (an attempt failed) or ``deadlettered``."""
 LABEL_NAMESPACE: Final = "namespace"
 LABEL_STACK: Final = "stack"
 
@@ -55,6 +66,13 @@ DEFAULT_HTTP_PORT: Final = 8080
 DEFAULT_METRICS_PORT: Final = 9090
 
 DEFAULT_QUEUE_GROUP: Final = "workers"
+
+# Defaults the workloads use when a variable is absent (a process started by
+# hand); the operator always sets the variables.
+DEFAULT_STACK_NAME: Final = "local"
+DEFAULT_STACK_NAMESPACE: Final = "default"
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL: Final = "postgresql://retention@127.0.0.1:6432/retention"
 
 
 def default_stream(stack: str) -> str:

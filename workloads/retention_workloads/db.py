@@ -1,0 +1,185 @@
+"""PostgreSQL through PgBouncer: the table of finished jobs, written and read with asyncpg.
+
+PgBouncer runs in transaction mode, where consecutive statements of one client
+may run on different server connections. asyncpg's named prepared statements
+would then vanish between calls ("prepared statement __asyncpg_stmt_N__ does
+not exist"), so the pool is created with the statement cache size from the
+environment: 0 (the default) for PgBouncer < 1.21, or a positive size when
+PgBouncer >= 1.21 runs with ``max_prepared_statements``. Nothing here calls
+``Connection.prepare`` or the COPY helpers, which would prepare statements anyway.
+
+Every write is one statement, hence one transaction that PgBouncer keeps on one
+server connection, and it is committed when the call returns.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+# asyncpg ships no type information; its objects are Any here.
+import asyncpg  # type: ignore[import-untyped]
+
+from retention_workloads.settings import Settings
+
+TABLE = "retention_jobs"
+"""The table of finished jobs (spelled out in the SQL below, which stays plain text)."""
+
+Pool: TypeAlias = Any
+"""An ``asyncpg.Pool`` (asyncpg has no type information, so mypy sees Any)."""
+
+# One advisory lock key for schema changes, so that workers starting together
+# do not race on CREATE TABLE IF NOT EXISTS (which can fail with a unique
+# violation in pg_type when run concurrently).
+_SCHEMA_LOCK = 0x7265_7465_6E74  # "retent"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS retention_jobs (
+    id           uuid PRIMARY KEY,
+    task         text NOT NULL,
+    state        text NOT NULL CHECK (state IN ('done', 'dead')),
+    result       jsonb,
+    error        text,
+    attempts     integer NOT NULL,
+    redeliveries integer NOT NULL DEFAULT 0,
+    worker       text NOT NULL,
+    enqueued_at  timestamptz,
+    finished_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+# The first write for a job id wins: a job that is run again (reclaimed after
+# a crash between commit and acknowledgement) leaves its row as it was and only
+# counts the redelivery, which makes "done once" observable.
+_RECORD = """
+INSERT INTO retention_jobs (id, task, state, result, error, attempts, worker, enqueued_at)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, to_timestamp($8::double precision / 1000))
+ON CONFLICT (id) DO UPDATE SET redeliveries = retention_jobs.redeliveries + 1
+RETURNING (xmax = 0) AS inserted
+"""
+
+_READ = """
+SELECT id, task, state, result::text AS result, error, attempts, finished_at
+FROM retention_jobs WHERE id = $1
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    """A job's row as the API reports it."""
+
+    id: uuid.UUID
+    task: str
+    state: str
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    finished_at: datetime
+
+
+async def create_pool(settings: Settings, *, min_size: int = 0) -> Pool:
+    """Create a connection pool to PgBouncer; with ``min_size=0`` no connection is opened yet.
+
+    The password comes from its own variable so that the URL, which may be
+    logged, never carries it.
+    """
+    pool: Pool = await asyncpg.create_pool(
+        settings.database_url,
+        password=settings.database_password,
+        min_size=min_size,
+        max_size=settings.db_pool_max_size,
+        statement_cache_size=settings.statement_cache_size,
+        # Idle connections are closed so that a PgBouncer restart leaves few
+        # dead ones behind, and a stuck statement cannot hold a job forever.
+        max_inactive_connection_lifetime=30.0,
+        command_timeout=15.0,
+        timeout=5.0,
+    )
+    return pool
+
+
+async def ensure_schema(pool: Pool) -> None:
+    """Create the jobs table if it is absent; safe to run from many processes at once."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        await conn.execute(_SCHEMA)
+
+
+async def record(
+    pool: Pool,
+    *,
+    job_id: uuid.UUID,
+    task: str,
+    state: str,
+    result: dict[str, Any] | None,
+    error: str | None,
+    attempts: int,
+    worker: str,
+    enqueued_ms: int | None,
+) -> bool:
+    """Write a finished job (state ``done`` or ``dead``) and commit.
+
+    Returns True if this call created the row, False if the job already had one
+    (the existing row is kept). Raises asyncpg errors as they come; the caller
+    decides which are worth retrying.
+    """
+    inserted = await pool.fetchval(
+        _RECORD,
+        job_id,
+        task,
+        state,
+        None if result is None else json.dumps(result),
+        error,
+        attempts,
+        worker,
+        enqueued_ms,
+    )
+    return bool(inserted)
+
+
+async def read(pool: Pool, job_id: uuid.UUID) -> Row | None:
+    """Return the row of a finished job, or None if the job has none (yet)."""
+    try:
+        found = await pool.fetchrow(_READ, job_id)
+    except asyncpg.UndefinedTableError:
+        # No worker has created the table yet, so no job has finished.
+        return None
+    if found is None:
+        return None
+    return Row(
+        id=found["id"],
+        task=found["task"],
+        state=found["state"],
+        result=None if found["result"] is None else json.loads(found["result"]),
+        error=found["error"],
+        attempts=found["attempts"],
+        finished_at=found["finished_at"],
+    )
+
+
+async def ping(pool: Pool) -> bool:
+    """Return True if a trivial query goes through PgBouncer to PostgreSQL; never raises."""
+    try:
+        return bool(await pool.fetchval("SELECT 1", timeout=2.0) == 1)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return True for errors of the connection path (PgBouncer or PostgreSQL going away).
+
+    Those say nothing about the job, so they are retried without counting an attempt.
+    """
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError
+        | asyncpg.TooManyConnectionsError,
+    )

@@ -1,0 +1,228 @@
+"""The job queue: a Redis Stream read by a consumer group, and its dead-letter stream.
+
+Works the same on a standalone Redis and on a Redis Cluster. Every command
+touches one key, except the Lua scripts that move an entry (to the dead-letter
+stream, or back to the end of the stream); those need the stream and its
+dead-letter stream in one hash slot, which the contract's ``{stack}`` hash tag
+gives and :func:`check_same_slot` verifies at start-up.
+
+Entries are acknowledged but not deleted one by one: :func:`trim_done` drops
+the acknowledged head of the stream with ``XTRIM MINID``, which, unlike
+``XDEL``, keeps the consumer group's ``lag`` exact for the autoscaler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.crc import key_slot
+
+from retention_workloads.settings import Settings, SettingsError
+
+Client = Redis | RedisCluster
+Entry = tuple[str, dict[bytes, bytes]]
+
+# Append the entry to KEYS[2] and acknowledge ARGV[2] on KEYS[1] in one step, so
+# that a crash cannot leave a job both pending and re-enqueued (or dead-lettered),
+# nor in neither place. KEYS[2] is the stream itself to retry or hand a job back.
+_MOVE = """
+local moved = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return moved
+"""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The stream, group and dead-letter stream of one stack, bound to a client."""
+
+    client: Client
+    stream: str
+    group: str
+    deadletter: str
+    mover: AsyncScript
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self.client.aclose()
+
+
+def connect(settings: Settings) -> Queue:
+    """Build a client for the stack's Redis; no connection is opened until the first command.
+
+    Raises :class:`SettingsError` when cluster mode is on and the stream and
+    dead-letter stream fall in different hash slots.
+    """
+    client: Client
+    if settings.redis_cluster:
+        check_same_slot(settings.stream, settings.deadletter_stream)
+        client = RedisCluster.from_url(
+            settings.redis_url, password=settings.redis_password, socket_timeout=10
+        )
+    else:
+        client = Redis.from_url(
+            settings.redis_url, password=settings.redis_password, socket_timeout=10
+        )
+    return Queue(
+        client=client,
+        stream=settings.stream,
+        group=settings.group,
+        deadletter=settings.deadletter_stream,
+        mover=client.register_script(_MOVE),
+    )
+
+
+def check_same_slot(stream: str, deadletter: str) -> None:
+    """Raise :class:`SettingsError` unless both keys hash to the same cluster slot."""
+    if key_slot(stream.encode()) != key_slot(deadletter.encode()):
+        raise SettingsError(
+            f"streams {stream!r} and {deadletter!r} are in different Redis Cluster slots;"
+            " give them the same hash tag, e.g. '{stack}:jobs' and '{stack}:jobs:dead'"
+        )
+
+
+async def ping(queue: Queue) -> bool:
+    """Return True if Redis answers; False on any connection error."""
+    try:
+        return bool(await queue.client.ping())
+    except (redis_errors.RedisError, OSError):
+        return False
+
+
+async def enqueue(queue: Queue, fields: dict[bytes, bytes]) -> str:
+    """Append a job; return its entry id. The stream is never capped: no job is dropped."""
+    entry_id = await queue.client.xadd(queue.stream, fields)  # type: ignore[arg-type]
+    return _text(entry_id)
+
+
+async def ensure_group(queue: Queue) -> None:
+    """Create the consumer group (and the stream) if absent, reading from the first entry."""
+    try:
+        await queue.client.xgroup_create(queue.stream, queue.group, id="0", mkstream=True)
+    except redis_errors.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def read_new(queue: Queue, *, consumer: str, count: int, block_ms: int) -> list[Entry]:
+    """Read up to ``count`` never-delivered entries for ``consumer``; [] after ``block_ms``."""
+    reply = await queue.client.xreadgroup(
+        queue.group, consumer, {queue.stream: ">"}, count=count, block=block_ms
+    )
+    # The client speaks RESP2: [[stream, [(id, fields), ...]]].
+    streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or [])
+    return [(_text(i), f) for _, entries in streams for i, f in entries]
+
+
+async def reclaim(queue: Queue, *, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
+    """Take over up to ``count`` entries pending for longer than ``min_idle_ms`` (XAUTOCLAIM).
+
+    Entries deleted from the stream while pending are dropped from the group by
+    Redis and not returned. Each claim adds one to the entry's delivery count.
+    """
+    claimed: list[Entry] = []
+    cursor = "0-0"
+    # A bounded number of scans: the cursor walks the pending list in pages.
+    for _ in range(10):
+        reply = await queue.client.xautoclaim(
+            queue.stream, queue.group, consumer, min_idle_ms, start_id=cursor, count=count
+        )
+        cursor = _text(reply[0])
+        claimed.extend((_text(i), f) for i, f in reply[1] if f is not None)
+        if cursor == "0-0" or len(claimed) >= count:
+            break
+    return claimed
+
+
+async def delivery_counts(queue: Queue, *, consumer: str, ids: Sequence[str]) -> dict[str, int]:
+    """Return how many times each of ``ids`` has been delivered; ids not pending are absent."""
+    if not ids:
+        return {}
+    ordered = sorted(ids, key=_id_key)
+    rows = await queue.client.xpending_range(
+        queue.stream,
+        queue.group,
+        min=ordered[0],
+        max=ordered[-1],
+        count=len(ids) * 4 + 16,
+        consumername=consumer,
+    )
+    wanted = set(ids)
+    counts = {_text(row["message_id"]): int(row["times_delivered"]) for row in rows}
+    return {i: n for i, n in counts.items() if i in wanted}
+
+
+async def touch(queue: Queue, *, consumer: str, ids: Sequence[str]) -> None:
+    """Reset the idle time of entries this consumer still works on, so none reclaims them.
+
+    ``XCLAIM ... JUSTID`` by the owner does not raise the delivery count.
+    """
+    if ids:
+        await queue.client.xclaim(queue.stream, queue.group, consumer, 0, list(ids), justid=True)
+
+
+async def ack(queue: Queue, entry_id: str) -> None:
+    """Acknowledge a finished entry; acknowledging twice is harmless."""
+    await queue.client.xack(queue.stream, queue.group, entry_id)
+
+
+async def requeue(queue: Queue, entry_id: str, fields: dict[bytes, bytes]) -> str:
+    """Append ``fields`` as a new entry and acknowledge ``entry_id``, atomically."""
+    return await _move(queue, queue.stream, entry_id, fields)
+
+
+async def deadletter(queue: Queue, entry_id: str, fields: dict[bytes, bytes]) -> str:
+    """Append ``fields`` to the dead-letter stream and acknowledge ``entry_id``, atomically."""
+    return await _move(queue, queue.deadletter, entry_id, fields)
+
+
+async def _move(queue: Queue, target: str, entry_id: str, fields: dict[bytes, bytes]) -> str:
+    flat: list[bytes | str] = [queue.group, entry_id]
+    for name, value in fields.items():
+        flat += [name, value]
+    moved = await queue.mover(keys=[queue.stream, target], args=flat)
+    return _text(moved)
+
+
+async def trim_done(queue: Queue) -> int:
+    """Drop the head of the stream that every group has delivered and acknowledged.
+
+    Keeps each group's pending entries and everything not yet delivered.
+    Returns the number of entries removed (0 when there is nothing to drop).
+    """
+    groups = await queue.client.xinfo_groups(queue.stream)
+    if not groups:
+        return 0
+    floor: tuple[int, int] | None = None
+    for group in groups:
+        name = _text(group["name"])
+        # The first entry after last-delivered-id is the oldest the group has not seen.
+        candidate = _next_id(_text(group["last-delivered-id"]))
+        summary = await queue.client.xpending(queue.stream, name)
+        if summary and summary.get("pending") and summary.get("min"):
+            candidate = min(candidate, _id_key(_text(summary["min"])))
+        floor = candidate if floor is None else min(floor, candidate)
+    if floor is None or floor <= (0, 1):
+        return 0
+    removed = await queue.client.xtrim(queue.stream, minid=f"{floor[0]}-{floor[1]}")
+    return int(removed)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> tuple[int, int]:
+    ms, seq = _id_key(entry_id)
+    return ms, seq + 1
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
