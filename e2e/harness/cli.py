@@ -1,0 +1,62 @@
+"""Command line of the harness, behind ``make cluster-up``, ``make demo`` and friends.
+
+Each command prints progress to stderr and its result as the last line of
+stdout (``KUBECONFIG=<path>``), so scripts can take it with ``tail -n1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness import controlplane
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    cp = controlplane.ensure_control_plane(Path(args.run_dir).resolve())
+    print(f"control plane: {cp.server} (logs in {cp.run_dir / 'logs'})", file=sys.stderr)
+    print(f"KUBECONFIG={cp.kubeconfig}")
+    return 0
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    cp = controlplane.ControlPlane.load(Path(args.run_dir).resolve())
+    if cp is None:
+        print("control plane: not running", file=sys.stderr)
+        return 0
+    cp.stop()
+    print("control plane: stopped", file=sys.stderr)
+    return 0
+
+
+def _demo_up(args: argparse.Namespace) -> int:
+    from harness import demo
+
+    return demo.up(Path(args.run_dir).resolve())
+
+
+def _demo_down(args: argparse.Namespace) -> int:
+    from harness import demo
+
+    return demo.down(Path(args.run_dir).resolve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run one command; return the process exit code."""
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, default in (
+        ("cluster-up", _cluster_up, ".run/cluster"),
+        ("cluster-down", _cluster_down, ".run/cluster"),
+        ("demo-up", _demo_up, ".run"),
+        ("demo-down", _demo_down, ".run"),
+    ):
+        cmd = sub.add_parser(name)
+        cmd.add_argument(
+            "--run-dir", default=default, help="where state, logs and the kubeconfig live"
+        )
+        cmd.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
