@@ -1,0 +1,891 @@
+"""The RetentionStack resource as pydantic models: spec, status and the object.
+
+This module is the single source of the resource's schema. ``crdgen`` turns
+the models into the CRD's structural OpenAPI schema, so every field's
+``description`` is what ``kubectl explain`` prints, and every default here is
+also a default the API server applies. Rules that cross fields exist twice on
+purpose: as CEL rules (``x-kubernetes-validations``) that the API server
+enforces, and as model validators with the same messages, so the operator and
+the samples' tests refuse exactly what the API server refuses.
+
+Python attributes are snake_case; the wire format is camelCase (aliases).
+Parse an object with ``RetentionStack.model_validate(body)``; dump for the API
+with ``model_dump(by_alias=True, exclude_none=True, mode="json")``.
+
+Imports pydantic and ``names`` only (layering contract).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict, JsonValue
+from pydantic.json_schema import SkipJsonSchema
+
+# --- Building blocks -------------------------------------------------------------------------
+
+# A Kubernetes resource.Quantity in its canonical text form (the same regular
+# expression controller-gen emits for resource.Quantity).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# A quantity without a sign: the pattern of sizes that must be positive.
+UNSIGNED_QUANTITY_PATTERN = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# DNS-1123 subdomain (Secret names, StorageClass names) and label (keys).
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# Characters pgbouncer.ini and a postgresql:// URL take without quoting.
+PG_IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_$-]*$"
+HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$"
+
+# The longest stack name whose child names (``<stack>-redis-headless``, pod
+# names with an ordinal and a revision hash) stay within 63 characters.
+MAX_STACK_NAME_LENGTH = 40
+
+
+def _is_quantity(text: str) -> bool:
+    return re.fullmatch(QUANTITY_PATTERN, text) is not None
+
+
+def _quantity_is_positive(text: str) -> bool:
+    """Return whether a quantity string already known to be valid is above zero.
+
+    The suffix only scales the number, so the sign of the leading number decides.
+    """
+    number = re.match(r"^[+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))", text)
+    return number is not None and Decimal(number.group(0)) > 0
+
+
+def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and not _is_quantity(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (for example 500m, 256Mi, 2)")
+    return value
+
+
+def _check_positive_quantity(value: str) -> str:
+    if not (_is_quantity(value) and _quantity_is_positive(value)):
+        raise ValueError(f"{value!r} must be a positive Kubernetes quantity such as 10Gi")
+    return value
+
+
+Quantity = Annotated[
+    int | str,
+    AfterValidator(_check_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
+    """Return one ``x-kubernetes-validations`` entry; ``field_path`` is where errors point."""
+    entry: JsonDict = {"rule": rule, "message": message}
+    if field_path is not None:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def _validations(*rules: JsonDict) -> JsonDict:
+    """Return the ``json_schema_extra`` that attaches CEL rules to a schema node."""
+    entries: list[JsonValue] = list(rules)
+    return {"x-kubernetes-validations": entries}
+
+
+def _message(rule: JsonDict) -> str:
+    """Return a CEL rule's message, for the model validator that mirrors it."""
+    return str(rule["message"])
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Return a model's defaults as the CRD ``default`` of a field of that type.
+
+    The API server checks a default against the CEL rules as it stands, without
+    filling in nested defaults first, so an object default must be complete.
+    """
+    return model().model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class _Model(BaseModel):
+    """Base of spec models: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class _StatusModel(BaseModel):
+    """Base of status models: tolerant of fields written by a newer operator."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class ResourceRequirements(_Model):
+    """Compute resources of a container, as in a Pod spec."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Minimum resources (for example cpu: 100m, memory: 128Mi).",
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Maximum resources (for example memory: 256Mi).",
+    )
+
+
+class KeySelector(_Model):
+    """A key of a Secret or ConfigMap in the stack's namespace."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Object name."
+    )
+    key: str = Field(
+        min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN, description="Key in its data."
+    )
+    optional: bool = Field(default=False, description="Whether the object or key may be absent.")
+
+
+class FieldSelector(_Model):
+    """A field of the Pod, as in a Pod spec's downward API."""
+
+    field_path: str = Field(
+        min_length=1, max_length=256, description="Path of the field, for example status.podIP."
+    )
+
+
+class EnvVarSource(_Model):
+    """Where an environment variable's value comes from; set exactly one source."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel(
+                "[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef)]"
+                ".filter(x, x).size() == 1",
+                "valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef",
+            )
+        )
+    )
+
+    secret_key_ref: KeySelector | SkipJsonSchema[None] = Field(
+        default=None, description="A key of a Secret in the stack's namespace."
+    )
+    config_map_key_ref: KeySelector | SkipJsonSchema[None] = Field(
+        default=None, description="A key of a ConfigMap in the stack's namespace."
+    )
+    field_ref: FieldSelector | SkipJsonSchema[None] = Field(
+        default=None, description="A field of the Pod (downward API)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        sources = [self.secret_key_ref, self.config_map_key_ref, self.field_ref]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef"
+            )
+        return self
+
+
+class EnvVar(_Model):
+    """An extra environment variable; the operator's own settings win over the same name."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel(
+                "!(has(self.value) && has(self.valueFrom))", "env: set value or valueFrom, not both"
+            )
+        )
+    )
+
+    name: str = Field(
+        min_length=1, max_length=256, pattern=ENV_NAME_PATTERN, description="Variable name."
+    )
+    value: Annotated[str, Field(max_length=32768)] | SkipJsonSchema[None] = Field(
+        default=None, description="Literal value; not for secrets."
+    )
+    value_from: EnvVarSource | SkipJsonSchema[None] = Field(
+        default=None, description="Take the value from a Secret, ConfigMap or Pod field."
+    )
+
+    @model_validator(mode="after")
+    def _value_or_value_from(self) -> Self:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError("env: set value or valueFrom, not both")
+        return self
+
+
+EnvList = Annotated[
+    list[EnvVar],
+    Field(
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    ),
+]
+ResourcesField = Annotated[
+    ResourceRequirements,
+    Field(
+        default_factory=ResourceRequirements,
+        description="Compute resources (requests and limits) of each container.",
+        json_schema_extra={"default": {}},
+    ),
+]
+CommandList = Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=32)]
+
+
+def _replica_rules(component: str) -> list[JsonDict]:
+    """CEL rules shared by the scaled components (api and workers)."""
+    return [
+        _cel(
+            "self.minReplicas <= self.maxReplicas",
+            f"spec.{component}.minReplicas must be less than or equal to "
+            f"spec.{component}.maxReplicas",
+            ".minReplicas",
+        ),
+        _cel(
+            "!has(self.autoscaling) || !has(self.autoscaling.fallbackReplicas) || "
+            "(self.autoscaling.fallbackReplicas >= self.minReplicas && "
+            "self.autoscaling.fallbackReplicas <= self.maxReplicas)",
+            f"spec.{component}.autoscaling.fallbackReplicas must lie within "
+            f"[spec.{component}.minReplicas, spec.{component}.maxReplicas]",
+            ".autoscaling.fallbackReplicas",
+        ),
+    ]
+
+
+def _check_replicas(component: str, low: int, high: int, fallback: int | None) -> None:
+    """Python twin of ``_replica_rules``; raises ValueError with the same messages."""
+    rules = _replica_rules(component)
+    if low > high:
+        raise ValueError(_message(rules[0]))
+    if fallback is not None and not low <= fallback <= high:
+        raise ValueError(_message(rules[1]))
+
+
+# --- Spec: autoscaling ------------------------------------------------------------------------
+
+_FALLBACK_REPLICAS_DOC = (
+    "Replicas to hold when the scaling signal has failed fallbackAfterFailedTicks ticks in a "
+    "row. Omit to keep the current replicas while the signal is missing."
+)
+
+
+class ApiAutoscaling(_Model):
+    """How the API scales on its p95 request latency read from Prometheus."""
+
+    enabled: bool = Field(default=True, description="Scale the API on p95 latency.")
+    target_p95_milliseconds: int = Field(
+        default=200, ge=1, le=600_000, description="p95 request latency to hold, in milliseconds."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=180,
+        ge=0,
+        le=3600,
+        description="Scale down only to the highest recommendation of this many seconds.",
+    )
+    fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | SkipJsonSchema[None] = Field(
+        default=None, description=_FALLBACK_REPLICAS_DOC
+    )
+    fallback_after_failed_ticks: int = Field(
+        default=6,
+        ge=1,
+        le=1000,
+        description="Failed signal reads in a row before fallbackReplicas applies.",
+    )
+
+
+_DRAIN_RULE = _cel(
+    "self.targetDrainSeconds <= self.targetQueueWaitSeconds",
+    "spec.workers.autoscaling.targetDrainSeconds must be less than or equal to "
+    "spec.workers.autoscaling.targetQueueWaitSeconds",
+    ".targetDrainSeconds",
+)
+
+
+class WorkersAutoscaling(_Model):
+    """How the workers scale on the queue backlog (consumer-group lag + pending)."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(_DRAIN_RULE))
+
+    enabled: bool = Field(default=True, description="Scale the workers on the queue backlog.")
+    target_queue_wait_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=86_400,
+        description="Longest a job should wait in the queue before a worker takes it, in seconds.",
+    )
+    target_drain_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=86_400,
+        description="Time in which the workers should drain the current backlog, in seconds. "
+        "At most targetQueueWaitSeconds.",
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=3600,
+        description="Scale down only to the highest recommendation of this many seconds.",
+    )
+    scale_to_zero: bool = Field(
+        default=False,
+        description="Scale to no workers while the backlog is below activationBacklog. "
+        "Must be true exactly when spec.workers.minReplicas is 0.",
+    )
+    activation_backlog: int = Field(
+        default=1,
+        ge=1,
+        le=1_000_000_000,
+        description="Backlog at or above which the workers scale from zero to one.",
+    )
+    fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | SkipJsonSchema[None] = Field(
+        default=None, description=_FALLBACK_REPLICAS_DOC
+    )
+    fallback_after_failed_ticks: int = Field(
+        default=6,
+        ge=1,
+        le=1000,
+        description="Failed signal reads in a row before fallbackReplicas applies.",
+    )
+    jobs_per_worker_per_second: float = Field(
+        default=100.0,
+        gt=0,
+        le=1_000_000,
+        description="Throughput of one worker, used to turn a backlog into replicas.",
+    )
+
+    @model_validator(mode="after")
+    def _drain_within_wait(self) -> Self:
+        if self.target_drain_seconds > self.target_queue_wait_seconds:
+            raise ValueError(_message(_DRAIN_RULE))
+        return self
+
+
+# --- Spec: the application ---------------------------------------------------------------------
+
+# Default ports of the workloads; a test holds them equal to retention_contract's
+# (the model may not import the contract package).
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_METRICS_PORT = 9090
+DEFAULT_QUEUE_GROUP = "workers"
+
+
+class ApiSpec(_Model):
+    """The HTTP API that accepts jobs and puts them on the queue."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(*_replica_rules("api")))
+
+    image: str = Field(min_length=1, max_length=512, description="Container image of the API.")
+    command: CommandList = Field(
+        default_factory=lambda: ["retention-api"],
+        description="Command that starts the API in the image.",
+        json_schema_extra={"default": ["retention-api"]},
+    )
+    port: int = Field(
+        default=DEFAULT_HTTP_PORT, ge=1, le=65535, description="HTTP port; also serves /metrics."
+    )
+    min_replicas: int = Field(default=2, ge=1, le=1000, description="Fewest API replicas.")
+    max_replicas: int = Field(default=10, ge=1, le=1000, description="Most API replicas.")
+    resources: ResourcesField
+    env: EnvList = Field(default_factory=list, description="Extra environment variables.")
+    autoscaling: ApiAutoscaling = Field(
+        default_factory=ApiAutoscaling,
+        description="Scaling on p95 request latency.",
+        json_schema_extra={"default": _defaults(ApiAutoscaling)},
+    )
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> Self:
+        _check_replicas(
+            "api", self.min_replicas, self.max_replicas, self.autoscaling.fallback_replicas
+        )
+        return self
+
+
+class QueueSpec(_Model):
+    """The Redis Stream the API writes jobs to and the workers consume."""
+
+    stream: Annotated[str, Field(min_length=1, max_length=256)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Stream key. Omit for '{<stack name>}:jobs'; the hash tag keeps the stream "
+        "and its dead-letter stream in one Redis Cluster slot.",
+    )
+    group: str = Field(
+        default=DEFAULT_QUEUE_GROUP,
+        min_length=1,
+        max_length=256,
+        description="Consumer group of the workers.",
+    )
+
+
+_SCALE_TO_ZERO_RULE = _cel(
+    "!has(self.autoscaling) || "
+    "(has(self.autoscaling.scaleToZero) && self.autoscaling.scaleToZero) "
+    "== (self.minReplicas == 0)",
+    "spec.workers.autoscaling.scaleToZero must be true exactly when spec.workers.minReplicas is 0",
+    ".autoscaling.scaleToZero",
+)
+
+
+class WorkersSpec(_Model):
+    """The queue workers that consume jobs, write results to PostgreSQL and acknowledge."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(*_replica_rules("workers"), _SCALE_TO_ZERO_RULE)
+    )
+
+    image: Annotated[str, Field(min_length=1, max_length=512)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Container image of the workers. Omit to use spec.api.image.",
+    )
+    command: CommandList = Field(
+        default_factory=lambda: ["retention-worker"],
+        description="Command that starts a worker in the image.",
+        json_schema_extra={"default": ["retention-worker"]},
+    )
+    metrics_port: int = Field(
+        default=DEFAULT_METRICS_PORT, ge=1, le=65535, description="Port of the /metrics endpoint."
+    )
+    min_replicas: int = Field(
+        default=1, ge=0, le=1000, description="Fewest workers; 0 needs autoscaling.scaleToZero."
+    )
+    max_replicas: int = Field(default=20, ge=1, le=1000, description="Most workers.")
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] | SkipJsonSchema[None] = Field(
+        default=None, description="Jobs one worker runs at once. Omit for the workload's default."
+    )
+    resources: ResourcesField
+    env: EnvList = Field(default_factory=list, description="Extra environment variables.")
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Stream and consumer group.",
+        json_schema_extra={"default": _defaults(QueueSpec)},
+    )
+    autoscaling: WorkersAutoscaling = Field(
+        default_factory=WorkersAutoscaling,
+        description="Scaling on the queue backlog.",
+        json_schema_extra={"default": _defaults(WorkersAutoscaling)},
+    )
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> Self:
+        _check_replicas(
+            "workers", self.min_replicas, self.max_replicas, self.autoscaling.fallback_replicas
+        )
+        if self.autoscaling.scale_to_zero != (self.min_replicas == 0):
+            raise ValueError(_message(_SCALE_TO_ZERO_RULE))
+        return self
+
+
+# --- Spec: Redis ---------------------------------------------------------------------------------
+
+_STORAGE_SIZE_MESSAGE = "spec.redis.managed.storage.size must be a positive quantity such as 10Gi"
+
+
+class RedisStorage(_Model):
+    """The persistent volume of each Redis pod."""
+
+    size: Annotated[
+        str,
+        Field(max_length=64, pattern=UNSIGNED_QUANTITY_PATTERN),
+        AfterValidator(_check_positive_quantity),
+    ] = Field(
+        default="1Gi",
+        description="Size of each pod's volume, a Kubernetes quantity greater than zero.",
+        json_schema_extra=_validations(
+            _cel(
+                "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+                _STORAGE_SIZE_MESSAGE,
+            )
+        ),
+    )
+    storage_class_name: (
+        Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)] | SkipJsonSchema[None]
+    ) = Field(
+        default=None,
+        description="StorageClass of the volumes. Omit for the cluster's default class.",
+    )
+
+
+class ManagedRedis(_Model):
+    """A Redis Cluster run by the operator as a StatefulSet."""
+
+    image: str = Field(
+        default="docker.io/library/redis:7.2",
+        min_length=1,
+        max_length=512,
+        description="Container image of Redis (7.0 or later).",
+    )
+    shards: int = Field(
+        default=3, ge=1, le=100, description="Primaries; the slots are split between them."
+    )
+    replicas_per_shard: int = Field(default=1, ge=0, le=5, description="Replicas of each primary.")
+    storage: RedisStorage = Field(
+        default_factory=RedisStorage,
+        description="Persistent volume of each pod.",
+        json_schema_extra={"default": _defaults(RedisStorage)},
+    )
+    resources: ResourcesField
+    retain_on_delete: bool = Field(
+        default=True,
+        description="Keep the volumes when the RetentionStack is deleted (or the pods scaled "
+        "in); false deletes them with the stack.",
+    )
+
+    @property
+    def pods(self) -> int:
+        """Total Redis pods: every shard's primary and its replicas."""
+        return self.shards * (1 + self.replicas_per_shard)
+
+
+_REDIS_URL_PASSWORD_MESSAGE = (
+    "spec.redis.external.url must not carry a password; use spec.redis.external.passwordSecretRef"
+)
+
+
+class ExternalRedis(_Model):
+    """A Redis (or Redis Cluster) run elsewhere."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^rediss?://",
+        description="redis:// or rediss:// URL of the server (any seed node for a cluster), "
+        "without a password.",
+        json_schema_extra=_validations(
+            _cel("!self.matches('^rediss?://[^/@]*:[^/@]*@')", _REDIS_URL_PASSWORD_MESSAGE)
+        ),
+    )
+    cluster: bool = Field(default=False, description="Whether the URL names a Redis Cluster.")
+    password_secret_ref: KeySelector | SkipJsonSchema[None] = Field(
+        default=None, description="Secret key holding the password. Omit when Redis has no auth."
+    )
+
+    @model_validator(mode="after")
+    def _no_inline_password(self) -> Self:
+        if re.match(r"^rediss?://[^/@]*:[^/@]*@", self.url):
+            raise ValueError(_REDIS_URL_PASSWORD_MESSAGE)
+        return self
+
+
+_REDIS_ONE_OF_MESSAGE = "spec.redis must set exactly one of managed or external"
+
+
+class RedisSpec(_Model):
+    """Where the job queue lives: a managed Redis Cluster or an external Redis."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel("has(self.managed) != has(self.external)", _REDIS_ONE_OF_MESSAGE)
+        )
+    )
+
+    managed: ManagedRedis | SkipJsonSchema[None] = Field(
+        default=None, description="Run a Redis Cluster for this stack."
+    )
+    external: ExternalRedis | SkipJsonSchema[None] = Field(
+        default=None, description="Use a Redis run elsewhere."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.managed is None) == (self.external is None):
+            raise ValueError(_REDIS_ONE_OF_MESSAGE)
+        return self
+
+
+# --- Spec: PgBouncer -------------------------------------------------------------------------
+
+PoolMode = Literal["session", "transaction", "statement"]
+
+
+class DatabaseSpec(_Model):
+    """The external PostgreSQL database that PgBouncer pools connections to."""
+
+    host: str = Field(
+        min_length=1, max_length=253, pattern=HOST_PATTERN, description="Host name or IP address."
+    )
+    port: int = Field(default=5432, ge=1, le=65535, description="Port.")
+    name: str = Field(
+        min_length=1, max_length=63, pattern=PG_IDENTIFIER_PATTERN, description="Database name."
+    )
+    user: str = Field(
+        min_length=1, max_length=63, pattern=PG_IDENTIFIER_PATTERN, description="Role to log in as."
+    )
+
+
+class CredentialsSecretRef(_Model):
+    """The Secret that holds the database password of spec.pgbouncer.database.user."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Secret name."
+    )
+    password_key: str = Field(
+        default="password",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY_PATTERN,
+        description="Key of the password in the Secret.",
+    )
+
+
+_POOL_RULE = _cel(
+    "self.defaultPoolSize <= self.maxClientConn",
+    "spec.pgbouncer.defaultPoolSize must be less than or equal to spec.pgbouncer.maxClientConn",
+    ".defaultPoolSize",
+)
+
+
+class PgBouncerSpec(_Model):
+    """PgBouncer in front of the external PostgreSQL."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(_POOL_RULE))
+
+    image: str = Field(
+        default="ghcr.io/cloudnative-pg/pgbouncer:1.23.0",
+        min_length=1,
+        max_length=512,
+        description="Container image of PgBouncer; it needs /bin/sh to render the auth file.",
+    )
+    replicas: int = Field(default=2, ge=1, le=20, description="PgBouncer replicas.")
+    database: DatabaseSpec = Field(description="The PostgreSQL database behind the pool.")
+    credentials_secret_ref: CredentialsSecretRef = Field(
+        description="Secret with the password of database.user."
+    )
+    pool_mode: PoolMode = Field(
+        default="transaction",
+        description="When a server connection returns to the pool: session, transaction "
+        "(clients must not use prepared statements) or statement.",
+    )
+    default_pool_size: int = Field(
+        default=20, ge=1, le=10_000, description="Server connections per database and user."
+    )
+    max_client_conn: int = Field(
+        default=1000, ge=1, le=100_000, description="Client connections each replica accepts."
+    )
+    resources: ResourcesField
+
+    @model_validator(mode="after")
+    def _pool_within_clients(self) -> Self:
+        if self.default_pool_size > self.max_client_conn:
+            raise ValueError(_message(_POOL_RULE))
+        return self
+
+
+class RetentionStackSpec(_Model):
+    """Desired state of a RetentionStack: an API, workers, a Redis queue and PgBouncer."""
+
+    api: ApiSpec = Field(description="The HTTP API.")
+    workers: WorkersSpec = Field(description="The queue workers.")
+    redis: RedisSpec = Field(description="The Redis that carries the job queue.")
+    pgbouncer: PgBouncerSpec = Field(description="PgBouncer in front of PostgreSQL.")
+    paused: bool = Field(
+        default=False,
+        description="Stop reconciling and scaling; the children stay as they are.",
+    )
+
+
+# --- Status ----------------------------------------------------------------------------------
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(_StatusModel):
+    """One observation of the stack's state (Kubernetes condition conventions)."""
+
+    type: str = Field(max_length=316, description="Condition type: Ready, Reconciling, Stalled.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        default="",
+        max_length=1024,
+        description="CamelCase reason of the last transition.",
+    )
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: datetime | None = Field(
+        default=None, description="When the status last changed."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was set for."
+    )
+
+
+class ComponentStatus(_StatusModel):
+    """Replicas and health of one component."""
+
+    desired_replicas: int | None = Field(default=None, ge=0, description="Replicas asked for.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Replicas ready.")
+    message: str | None = Field(
+        default=None, max_length=4096, description="What is wrong or in progress, if anything."
+    )
+
+
+class ComponentsStatus(_StatusModel):
+    """Per-component status blocks."""
+
+    api: ComponentStatus | None = Field(default=None, description="The API Deployment.")
+    workers: ComponentStatus | None = Field(default=None, description="The worker Deployment.")
+    redis: ComponentStatus | None = Field(
+        default=None, description="The managed Redis StatefulSet (or the external Redis)."
+    )
+    pgbouncer: ComponentStatus | None = Field(default=None, description="The PgBouncer Deployment.")
+
+
+class _ScalingDecisionStatus(_StatusModel):
+    """Fields every scaled component reports about its last autoscaling decision."""
+
+    desired_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas the last decision asked for."
+    )
+    last_decision: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Last decision: ScaleUp, ScaleDown, Hold, Fallback or Disabled.",
+    )
+    last_reason: str | None = Field(
+        default=None, max_length=1024, description="Why, in one sentence with the numbers."
+    )
+    last_scale_time: datetime | None = Field(
+        default=None, description="When replicas last changed."
+    )
+    failed_ticks: int | None = Field(
+        default=None, ge=0, description="Signal reads that failed in a row."
+    )
+
+
+class ApiAutoscalingStatus(_ScalingDecisionStatus):
+    """The API's autoscaling signal and last decision."""
+
+    p95_milliseconds: float | None = Field(
+        default=None, ge=0, description="p95 request latency last read, in milliseconds."
+    )
+    requests_per_second: float | None = Field(
+        default=None, ge=0, description="Request rate last read."
+    )
+
+
+class WorkersAutoscalingStatus(_ScalingDecisionStatus):
+    """The workers' autoscaling signal and last decision."""
+
+    backlog: int | None = Field(
+        default=None, ge=0, description="Consumer-group lag plus pending entries last read."
+    )
+    lag: int | None = Field(default=None, ge=0, description="Entries not yet delivered.")
+    pending: int | None = Field(default=None, ge=0, description="Entries delivered, not acked.")
+    jobs_per_second: float | None = Field(
+        default=None, ge=0, description="Completion rate last read."
+    )
+    queue_wait_seconds: float | None = Field(
+        default=None, ge=0, description="Age of the oldest undelivered job last read."
+    )
+
+
+class AutoscalingStatus(_StatusModel):
+    """Autoscaling state per scaled component."""
+
+    api: ApiAutoscalingStatus | None = Field(default=None, description="The API.")
+    workers: WorkersAutoscalingStatus | None = Field(default=None, description="The workers.")
+
+
+class RetentionStackStatus(_StatusModel):
+    """Observed state of a RetentionStack, written by the operator only."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready, Reconciling and Stalled (kstatus conventions).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    components: ComponentsStatus | None = Field(
+        default=None, description="Replicas and health per component."
+    )
+    autoscaling: AutoscalingStatus | None = Field(
+        default=None, description="Autoscaling signals and decisions."
+    )
+    api_replicas: int | None = Field(
+        default=None, ge=0, description="Ready API replicas (printer column)."
+    )
+    worker_replicas: int | None = Field(
+        default=None, ge=0, description="Ready workers (printer column)."
+    )
+    p95_milliseconds: float | None = Field(
+        default=None, ge=0, description="Last p95 API latency in milliseconds (printer column)."
+    )
+    backlog: int | None = Field(
+        default=None, ge=0, description="Last queue backlog (printer column)."
+    )
+
+
+# --- The object ------------------------------------------------------------------------------
+
+
+class StackMeta(BaseModel):
+    """The part of a RetentionStack's metadata the operator reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(
+        min_length=1, max_length=MAX_STACK_NAME_LENGTH, description="Name of the stack."
+    )
+    namespace: str = Field(min_length=1, max_length=63, description="Namespace of the stack.")
+    uid: str = Field(default="", description="UID; needed for owner references.")
+    generation: int | None = Field(default=None, description="metadata.generation.")
+
+
+class RetentionStack(BaseModel):
+    """A whole RetentionStack object as read from the API server."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    api_version: str = Field(default="", description="apiVersion of the object.")
+    kind: str = Field(default="", description="kind of the object.")
+    metadata: StackMeta = Field(description="Name, namespace and UID.")
+    spec: RetentionStackSpec = Field(description="Desired state.")
+    status: RetentionStackStatus | None = Field(default=None, description="Observed state.")
+
+    @property
+    def name(self) -> str:
+        """The stack's name."""
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """The stack's namespace."""
+        return self.metadata.namespace
+
+
+def stack_from_body(body: dict[str, Any]) -> RetentionStack:
+    """Parse a RetentionStack object (a kopf body or a plain dict).
+
+    Raises pydantic.ValidationError when the spec breaks a rule the CRD schema
+    should already have refused (for example an object stored before the rule
+    existed).
+    """
+    return RetentionStack.model_validate(dict(body))
