@@ -51,9 +51,10 @@ CREATE TABLE IF NOT EXISTS retention_jobs (
 )
 """
 
-# The first write for a job id wins: a job that is run again (reclaimed after
-# a crash between commit and acknowledgement) leaves its row as it was and only
-# counts the redelivery, which makes "done once" observable.
+# The first write for a job id wins. A later write for the same id (a job run
+# again after its worker died between commit and acknowledgement, or the retry
+# of a commit whose reply was lost when PgBouncer went away) leaves the row as
+# it was and only counts itself in redeliveries, which makes "done once" observable.
 _RECORD = """
 INSERT INTO retention_jobs (id, task, state, result, error, attempts, worker, enqueued_at)
 VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, to_timestamp($8::double precision / 1000))
