@@ -1,0 +1,110 @@
+"""Environment of the API and worker containers: the contract with the workloads.
+
+Every variable name comes from ``retention_contract``. Passwords are never
+inline: they are ``valueFrom.secretKeyRef`` to the managed Redis auth Secret,
+the external Redis password Secret, or the database credentials Secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import retention_contract as contract
+from retention_operator.builders import naming
+from retention_operator.model import EnvVar, RetentionStack
+
+EnvList = list[dict[str, Any]]
+
+
+def _value(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _secret(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def queue_stream(stack: RetentionStack) -> str:
+    """Return the stack's job stream key: the spec's, or ``{<stack>}:jobs``."""
+    return stack.spec.workers.queue.stream or contract.default_stream(stack.name)
+
+
+def redis_env(stack: RetentionStack) -> EnvList:
+    """Return the Redis address, cluster flag and password reference."""
+    redis = stack.spec.redis
+    if redis.external is not None:
+        env = [
+            _value(contract.ENV_REDIS_URL, redis.external.url),
+            _value(contract.ENV_REDIS_CLUSTER, str(redis.external.cluster).lower()),
+        ]
+        ref = redis.external.password_secret_ref
+        if ref is not None:
+            env.append(_secret(contract.ENV_REDIS_PASSWORD, ref.name, ref.key))
+        return env
+    host = naming.service_host(naming.redis(stack.name), stack.namespace)
+    return [
+        _value(contract.ENV_REDIS_URL, f"redis://{host}:{naming.REDIS_CLIENT_PORT}/0"),
+        _value(contract.ENV_REDIS_CLUSTER, "true"),
+        _secret(
+            contract.ENV_REDIS_PASSWORD, naming.redis_auth(stack.name), naming.REDIS_PASSWORD_KEY
+        ),
+    ]
+
+
+def queue_env(stack: RetentionStack) -> EnvList:
+    """Return the stream, consumer group and dead-letter stream names."""
+    stream = queue_stream(stack)
+    return [
+        _value(contract.ENV_QUEUE_STREAM, stream),
+        _value(contract.ENV_QUEUE_GROUP, stack.spec.workers.queue.group),
+        _value(contract.ENV_DEADLETTER_STREAM, contract.deadletter_stream(stream)),
+    ]
+
+
+def database_env(stack: RetentionStack) -> EnvList:
+    """Return the database URL through PgBouncer (no password) and the password reference.
+
+    The asyncpg statement cache is off unless PgBouncer pools by session:
+    prepared statements do not survive transaction or statement pooling.
+    """
+    pgbouncer = stack.spec.pgbouncer
+    db = pgbouncer.database
+    host = naming.service_host(naming.pgbouncer(stack.name), stack.namespace)
+    creds = pgbouncer.credentials_secret_ref
+    return [
+        _value(
+            contract.ENV_DATABASE_URL,
+            f"postgresql://{db.user}@{host}:{naming.PGBOUNCER_PORT}/{db.name}",
+        ),
+        _secret(contract.ENV_DATABASE_PASSWORD, creds.name, creds.password_key),
+        _value(
+            contract.ENV_DB_STATEMENT_CACHE_SIZE,
+            "100" if pgbouncer.pool_mode == "session" else "0",
+        ),
+    ]
+
+
+def connection_env(stack: RetentionStack) -> EnvList:
+    """Return every setting the API and the workers share, in a stable order."""
+    return [
+        _value(contract.ENV_STACK_NAME, stack.name),
+        _value(contract.ENV_STACK_NAMESPACE, stack.namespace),
+        *redis_env(stack),
+        *queue_env(stack),
+        *database_env(stack),
+    ]
+
+
+def merge_user_env(operator_env: EnvList, user_env: list[EnvVar]) -> EnvList:
+    """Append the spec's extra variables, skipping names the operator already sets.
+
+    The operator's connection settings win so that a stray entry cannot point
+    the workloads at the wrong queue or database.
+    """
+    taken = {entry["name"] for entry in operator_env}
+    extra = [
+        var.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for var in user_env
+        if var.name not in taken
+    ]
+    return [*operator_env, *extra]

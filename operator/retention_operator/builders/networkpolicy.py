@@ -1,0 +1,75 @@
+"""NetworkPolicies: Redis and PgBouncer accept traffic only from the stack's own pods.
+
+Ingress only: egress (PgBouncer to PostgreSQL, the API to the world) is not
+restricted here. The operator reads Redis for the backlog and forms the
+cluster, so its namespace may be allowed on the Redis client port.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retention_operator import names
+from retention_operator.builders import labels, naming
+from retention_operator.model import RetentionStack
+
+# Set by the API server on every namespace (Kubernetes >= 1.22).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _pods(stack: str, component: str) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": labels.selector(stack, component)}}
+
+
+def _app_peers(stack: str) -> list[dict[str, Any]]:
+    return [_pods(stack, names.COMPONENT_API), _pods(stack, names.COMPONENT_WORKERS)]
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def _policy(
+    stack: RetentionStack, name: str, component: str, ingress: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": labels.object_meta(stack, name, component),
+        "spec": {
+            "podSelector": {"matchLabels": labels.selector(stack.name, component)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
+def build_redis_network_policy(
+    stack: RetentionStack, *, operator_namespace: str | None = None
+) -> dict[str, Any]:
+    """Return the policy of the managed Redis pods.
+
+    Allowed: the stack's API and worker pods on the client port; the Redis
+    pods themselves on the client and cluster-bus ports (replication and
+    gossip); and, when ``operator_namespace`` is given, pods of that namespace
+    on the client port. Everything else is refused.
+    """
+    ingress = [
+        {"from": _app_peers(stack.name), "ports": _tcp(naming.REDIS_CLIENT_PORT)},
+        {
+            "from": [_pods(stack.name, names.COMPONENT_REDIS)],
+            "ports": _tcp(naming.REDIS_CLIENT_PORT, naming.REDIS_BUS_PORT),
+        },
+    ]
+    if operator_namespace is not None:
+        selector = {"matchLabels": {NAMESPACE_NAME_LABEL: operator_namespace}}
+        ingress.append(
+            {"from": [{"namespaceSelector": selector}], "ports": _tcp(naming.REDIS_CLIENT_PORT)}
+        )
+    return _policy(stack, naming.redis(stack.name), names.COMPONENT_REDIS, ingress)
+
+
+def build_pgbouncer_network_policy(stack: RetentionStack) -> dict[str, Any]:
+    """Return the policy of the PgBouncer pods: the stack's API and workers only."""
+    ingress = [{"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}]
+    return _policy(stack, naming.pgbouncer(stack.name), names.COMPONENT_PGBOUNCER, ingress)
