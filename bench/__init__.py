@@ -1,0 +1,1 @@
+"""Benchmarks and simulators of retention-stack (not timed tests)."""

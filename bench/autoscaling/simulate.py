@@ -1,0 +1,144 @@
+"""One run of one policy over one trace against the plant, and the figures it scores.
+
+Order within a step at time ``t``: starting pods whose start-up has elapsed become
+ready; Prometheus scrapes if it is time; the controller acts on what it sees;
+then the plant serves the arrivals of ``[t, t + step)`` and the step is scored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.autoscaling.controllers import Controller, Pods, View
+from bench.autoscaling.plant import Api, PlantConfig, Prometheus, Workers, is_multiple
+from bench.autoscaling.trace import Trace
+
+TIMELINE_COLUMNS = (
+    "t",
+    "policy",
+    "api_replicas",
+    "worker_replicas",
+    "api_p95_ms",
+    "backlog",
+    "queue_wait_s",
+)
+TimelineRow = tuple[float, str, int, int, float, float, float]
+
+
+@dataclass(slots=True)
+class Score:
+    """The figures of one run; seconds are plant seconds."""
+
+    api_slo_violation_s: float = 0.0
+    queue_wait_violation_s: float = 0.0
+    api_replica_s: float = 0.0
+    worker_replica_s: float = 0.0
+    api_direction_changes: int = 0
+    worker_direction_changes: int = 0
+    max_queue_wait_s: float = 0.0
+    max_api_p95_ms: float = 0.0
+    api_dropped_requests: float = 0.0
+
+    def as_json(self) -> dict[str, float | int]:
+        """The figures as printed by ``--json`` (rounded; direction changes summed too)."""
+        return {
+            "api_slo_violation_s": round(self.api_slo_violation_s, 1),
+            "queue_wait_violation_s": round(self.queue_wait_violation_s, 1),
+            "api_replica_s": round(self.api_replica_s, 1),
+            "worker_replica_s": round(self.worker_replica_s, 1),
+            "scale_direction_changes": self.api_direction_changes + self.worker_direction_changes,
+            "api_scale_direction_changes": self.api_direction_changes,
+            "worker_scale_direction_changes": self.worker_direction_changes,
+            "max_queue_wait_s": round(self.max_queue_wait_s, 1),
+            "max_api_p95_ms": round(self.max_api_p95_ms, 1),
+            "api_dropped_requests": round(self.api_dropped_requests),
+        }
+
+
+@dataclass(slots=True)
+class _Directions:
+    """Counts reversals of scaling direction (up after down, or down after up)."""
+
+    last: int = 0
+    changes: int = 0
+
+    def note(self, before: int, after: int) -> None:
+        if after == before:
+            return
+        sign = 1 if after > before else -1
+        if self.last and sign != self.last:
+            self.changes += 1
+        self.last = sign
+
+
+@dataclass(slots=True)
+class Run:
+    """The score of a run and, if asked for, its timeline."""
+
+    score: Score
+    timeline: list[TimelineRow] = field(default_factory=list)
+
+
+def simulate(
+    trace: Trace, plant: PlantConfig, controller: Controller, *, timeline: bool = False
+) -> Run:
+    """Run ``controller`` over ``trace`` against a fresh plant."""
+    api, workers = Api(plant), Workers(plant)
+    prometheus = Prometheus(plant, api.model)
+    score, rows = Score(), []
+    api_turns, worker_turns = _Directions(), _Directions()
+    dt = plant.step_s
+    steps = max(math.ceil((trace.end - trace.start) / dt - 1e-9), 0)
+    for index in range(steps):
+        elapsed = index * dt
+        now = trace.start + elapsed
+        api.fleet.advance(now=now)
+        workers.fleet.advance(now=now)
+        if is_multiple(elapsed, plant.scrape_interval_s):
+            prometheus.scrape(at=now, backlog=workers.backlog)
+        view = View(
+            now=now,
+            elapsed=elapsed,
+            api=Pods(api.fleet.desired, api.fleet.ready),
+            workers=Pods(workers.fleet.desired, workers.fleet.ready),
+            backlog=workers.backlog,
+            arrivals_total=workers.arrivals_total,
+            completed_total=workers.completed_total,
+            scrape=prometheus.latest,
+        )
+        want_api, want_workers = controller.act(view)
+        api_turns.note(api.fleet.desired, want_api)
+        worker_turns.note(workers.fleet.desired, want_workers)
+        api.fleet.scale(want_api, now=now)
+        workers.fleet.scale(want_workers, now=now)
+        requests = trace.api_rps.integral(now, now + dt)
+        p95, rho, extra = api.serve(requests, dt=dt)
+        prometheus.record(at=now + dt, arrivals=requests, rho=rho, extra=extra)
+        workers.work(trace.jobs_per_s.integral(now, now + dt), now=now + dt, dt=dt)
+        wait = workers.wait_estimate(now=now + dt)
+        p95_ms = p95 * 1000
+        if requests > 0 and p95_ms > plant.target_p95_ms:
+            score.api_slo_violation_s += dt
+        if wait > plant.target_queue_wait_s:
+            score.queue_wait_violation_s += dt
+        score.api_replica_s += api.fleet.desired * dt
+        score.worker_replica_s += workers.fleet.desired * dt
+        score.max_queue_wait_s = max(score.max_queue_wait_s, wait)
+        score.max_api_p95_ms = max(score.max_api_p95_ms, p95_ms)
+        if timeline:
+            rows.append(
+                (
+                    round(now, 3),
+                    controller.name,
+                    api.fleet.desired,
+                    workers.fleet.desired,
+                    round(p95_ms, 1),
+                    round(workers.backlog, 1),
+                    round(wait, 2),
+                )
+            )
+    score.api_direction_changes = api_turns.changes
+    score.worker_direction_changes = worker_turns.changes
+    score.api_dropped_requests = api.dropped
+    return Run(score=score, timeline=rows)
