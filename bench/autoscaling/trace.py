@@ -9,7 +9,6 @@ names the line.
 from __future__ import annotations
 
 import csv
-import statistics
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import pairwise
@@ -84,7 +83,7 @@ def read_trace(path: Path) -> Trace:
         raise TraceError(f"{path}: no rows")
     starts = tuple(sorted(rows))
     steps = [b - a for a, b in pairwise(starts)]
-    end = starts[-1] + (statistics.median(steps) if steps else ONE_ROW_STEP_SECONDS)
+    end = starts[-1] + (_median(steps) if steps else ONE_ROW_STEP_SECONDS)
     return Trace(
         api_rps=Series(starts, tuple(rows[t][0] for t in starts), end),
         jobs_per_s=Series(starts, tuple(rows[t][1] for t in starts), end),
@@ -100,3 +99,11 @@ def _number(row: dict[str, str], name: str, line: int) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise TraceError(f"line {line}: {name}={text!r} is not a finite number")
     return value
+
+
+def _median(values: list[float]) -> float:
+    # Not statistics.median: statistics imports the standard `operator` module, which
+    # pytest's importlib mode shadows with this repository's `operator` folder.
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

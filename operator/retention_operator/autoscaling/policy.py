@@ -299,12 +299,15 @@ def _settle(
 ) -> Decision:
     """Pass a recommendation through stabilization, the scale-up limit and bounds."""
     current = replicas.desired
+    # A fresh state (first tick, or an operator restart) counts the current replicas
+    # as recommended now, so that a restart never scales down before a full window.
+    history = state.recommendations or ((now, current),)
     stabilized, recommendations = stabilize_down(
         now=now,
         recommendation=recommendation,
         current=current,
         window=guards.window,
-        recommendations=state.recommendations,
+        recommendations=history,
     )
     limited, scale_ups = limit_scale_up(
         now=now,
