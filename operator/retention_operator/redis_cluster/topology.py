@@ -1,0 +1,136 @@
+"""What one Redis node says about the cluster: parsed CLUSTER NODES and CLUSTER INFO.
+
+Pure parsing, no I/O. :mod:`.probe` reads the raw text from a node and builds
+a :class:`NodeView`; :mod:`.health` and :mod:`.plan` judge a list of them.
+The format is the one documented for CLUSTER NODES:
+``<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retention_operator.redis_cluster.slots import SlotRange, count_slots
+
+
+@dataclass(frozen=True)
+class NodeLine:
+    """One line of CLUSTER NODES: a node as the reporting node sees it."""
+
+    node_id: str
+    address: str
+    flags: frozenset[str]
+    master_id: str | None
+    config_epoch: int
+    connected: bool
+    slots: tuple[SlotRange, ...]
+
+    @property
+    def myself(self) -> bool:
+        return "myself" in self.flags
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.flags
+
+    @property
+    def is_replica(self) -> bool:
+        # Redis 7 still prints "slave"; "replica" is accepted for forward compatibility.
+        return "slave" in self.flags or "replica" in self.flags
+
+    @property
+    def in_handshake(self) -> bool:
+        # A node in handshake carries a random id that is replaced once the
+        # handshake completes, so it is not yet a member.
+        return "handshake" in self.flags
+
+    @property
+    def bus_port(self) -> int | None:
+        """The cluster bus port from ``ip:port@cport``, or None if the address has none."""
+        _, _, rest = self.address.partition("@")
+        cport = rest.split(",", 1)[0]
+        return int(cport) if cport.isdigit() else None
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """CLUSTER INFO and CLUSTER NODES of one node, read in one round trip."""
+
+    info: dict[str, str]
+    lines: tuple[NodeLine, ...]
+
+    @property
+    def me(self) -> NodeLine:
+        """The reporting node's own line; ValueError if the output had none."""
+        for line in self.lines:
+            if line.myself:
+                return line
+        raise ValueError("CLUSTER NODES has no line flagged myself")
+
+    @property
+    def known_ids(self) -> frozenset[str]:
+        """Ids of the members this node knows, itself included, handshakes excluded."""
+        return frozenset(line.node_id for line in self.lines if not line.in_handshake)
+
+    @property
+    def state(self) -> str:
+        return self.info.get("cluster_state", "")
+
+    @property
+    def slots_assigned(self) -> int:
+        return _int(self.info.get("cluster_slots_assigned", "0"))
+
+    @property
+    def config_epoch(self) -> int:
+        return self.me.config_epoch
+
+    def assigned_ranges(self) -> list[SlotRange]:
+        """Every slot range this node believes some master owns."""
+        return [rng for line in self.lines if line.is_master for rng in line.slots]
+
+    def owned_slot_count(self) -> int:
+        """How many slots this node itself serves as a master."""
+        return count_slots(self.me.slots) if self.me.is_master else 0
+
+
+def parse_cluster_info(text: str) -> dict[str, str]:
+    """Parse CLUSTER INFO text (``key:value`` per line) into a dict of strings."""
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def parse_cluster_nodes(text: str) -> tuple[NodeLine, ...]:
+    """Parse CLUSTER NODES text; lines with fewer than eight fields are skipped.
+
+    Slot migration markers (``[slot->-id]``, ``[slot-<-id]``) are ignored: a
+    slot being migrated is still owned by the node that lists it as a range.
+    """
+    parsed: list[NodeLine] = []
+    for raw in text.splitlines():
+        fields = raw.split()
+        if len(fields) < 8:
+            continue
+        parsed.append(
+            NodeLine(
+                node_id=fields[0],
+                address=fields[1],
+                flags=frozenset(fields[2].split(",")),
+                master_id=None if fields[3] == "-" else fields[3],
+                config_epoch=_int(fields[6]),
+                connected=fields[7] == "connected",
+                slots=tuple(_slot_range(item) for item in fields[8:] if not item.startswith("[")),
+            )
+        )
+    return tuple(parsed)
+
+
+def _slot_range(item: str) -> SlotRange:
+    first, _, last = item.partition("-")
+    return (int(first), int(last or first))
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
