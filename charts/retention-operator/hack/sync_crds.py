@@ -76,10 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         TARGET.write_text(wanted)
         return 0
     if not TARGET.exists() or TARGET.read_text() != wanted:
-        print(
-            f"{TARGET.relative_to(REPO)} differs from {SOURCE.relative_to(REPO)}: run make chart-crds",
-            file=sys.stderr,
-        )
+        stale = f"{TARGET.relative_to(REPO)} differs from {SOURCE.relative_to(REPO)}"
+        print(f"{stale}: run make chart-crds", file=sys.stderr)
         return 1
     return 0
 
