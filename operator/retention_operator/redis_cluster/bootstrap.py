@@ -85,8 +85,11 @@ class _Bootstrap:
         try:
             if all(probe.answering for probe in probes):
                 probes = await self._meet(probes)
-                probes = await self._assign_slots(probes)
-                probes = await self._attach_replicas(probes)
+                # Slots are assigned only within one cluster: a node left out
+                # would otherwise form a second claim on the same slots.
+                if is_one_cluster(_views(probes), total=len(probes)):
+                    probes = await self._assign_slots(probes)
+                    probes = await self._attach_replicas(probes)
         except _Halt as halt:
             return dataclasses.replace(self._assess(await self._probe()), message=str(halt))
         return self._assess(probes)
@@ -101,9 +104,11 @@ class _Bootstrap:
             raise _Halt(f"Not merging {labels}: they belong to another cluster that owns slots.")
         if plan.newcomers:
             # Distinct epochs up front spare the fresh masters the epoch
-            # collision round that would otherwise follow slot assignment.
+            # collision round that would otherwise follow slot assignment. It
+            # is only a shortcut: Redis refuses it once a node has met another
+            # (a MEET may be under way), and the collision round then does it.
             for index in plan.fresh:
-                await self._send(index, "CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+                await self._send(index, "CLUSTER", "SET-CONFIG-EPOCH", index + 1, required=False)
             await self._meet_anchor(plan.anchor, plan.newcomers, views[plan.anchor])
         return await self._wait(
             lambda views: is_one_cluster(views, total=len(views)),
@@ -163,12 +168,17 @@ class _Bootstrap:
                 return probes
             await asyncio.sleep(_POLL_INTERVAL)
 
-    async def _send(self, index: int, *args: str | int) -> None:
+    async def _send(self, index: int, *args: str | int, required: bool = True) -> None:
+        """Send one command to node ``index``; a failure halts the run if ``required``."""
         address = self.nodes[index]
         logger.info("Redis cluster bootstrap: %s on %s:%s", " ".join(map(str, args)), *address)
         error = await send(address, *args, password=self.password, seconds=self.timeout)
-        if error is not None:
-            raise _Halt(f"{args[0]} {args[1]} on {address[0]}:{address[1]} failed: {error}.")
+        if error is None:
+            return
+        where = f"{args[0]} {args[1]} on {address[0]}:{address[1]}"
+        if required:
+            raise _Halt(f"{where} failed: {error.rstrip('.')}.")
+        logger.info("Redis cluster bootstrap: %s skipped: %s", where, error)
 
     async def _probe(self) -> list[Probe]:
         return await probe_all(self.nodes, password=self.password, seconds=self.timeout)

@@ -134,4 +134,9 @@ def _message(
     failing = [probe.label for probe in probes if probe.view and probe.view.state != "ok"]
     if failing:
         return f"Waiting for cluster_state:ok on {', '.join(failing)}."
-    return f"cluster ok: {masters} shards, {replicas} replicas, {SLOT_COUNT} slots"
+    shards_text = _counted(masters, "shard")
+    return f"cluster ok: {shards_text}, {_counted(replicas, 'replica')}, {SLOT_COUNT} slots"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
