@@ -1,0 +1,1 @@
+"""Tests of the Redis Cluster bootstrap and health: pure parts and real servers."""
