@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import time
@@ -72,14 +73,18 @@ class ControlPlane:
     def state_path(self) -> Path:
         return self.run_dir / "state.json"
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
-        """Run the built kubectl against this control plane and return its stdout."""
-        proc = subprocess.run(
+    def kubectl_run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the built kubectl against this control plane; the caller checks the result."""
+        return subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
         )
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        """Run the built kubectl against this control plane and return its stdout."""
+        proc = self.kubectl_run(*args, timeout=timeout)
         if check and proc.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -326,6 +331,8 @@ def start_control_plane(
     """
     bin_dir = bin_dir or build_binaries()
     run_dir.mkdir(parents=True, exist_ok=True)
+    # A new control plane starts empty: objects of an earlier run stay out.
+    shutil.rmtree(run_dir / "etcd-data", ignore_errors=True)
     began = time.monotonic()
     pki = pki_mod.create(run_dir / "pki")
     kubeconfig = run_dir / "kubeconfig"
@@ -348,7 +355,10 @@ def start_control_plane(
                 [
                     str(bin_dir / "kube-controller-manager"),
                     *common,
-                    "--controllers=*",
+                    # Endpoints cannot hold the loopback pod IPs KWOK hands out,
+                    # and nothing here routes Service traffic: leave them out.
+                    "--controllers=*,-endpoints-controller,-endpointslice-controller,"
+                    "-endpointslice-mirroring-controller",
                     "--use-service-account-credentials=true",
                     f"--service-account-private-key-file={pki.sa_key}",
                     f"--root-ca-file={pki.ca_cert}",
@@ -391,12 +401,48 @@ def start_control_plane(
     return cp
 
 
-def _create_nodes(cp: ControlPlane, count: int) -> None:
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [_node_manifest(i) for i in range(count)],
+PV_COUNT = 200
+STORAGE_CLASS = "standard"
+
+
+def _storage_manifests() -> list[dict[str, object]]:
+    """A default StorageClass and pre-made volumes, since KWOK has no provisioner.
+
+    The PV controller binds claims to these volumes, so StatefulSet pods get
+    scheduled; the hostPath is never mounted (KWOK runs no containers).
+    """
+    storage_class: dict[str, object] = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": STORAGE_CLASS,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "Immediate",
+        "reclaimPolicy": "Retain",
     }
+    volumes: list[dict[str, object]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"kwok-pv-{i:03d}"},
+            "spec": {
+                "capacity": {"storage": "20Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": STORAGE_CLASS,
+                "hostPath": {"path": f"/var/lib/kwok-volumes/{i:03d}"},
+            },
+        }
+        for i in range(PV_COUNT)
+    ]
+    return [storage_class, *volumes]
+
+
+def _create_nodes(cp: ControlPlane, count: int) -> None:
+    items = [_node_manifest(i) for i in range(count)] + _storage_manifests()
+    manifest = {"apiVersion": "v1", "kind": "List", "items": items}
     path = cp.run_dir / "nodes.yaml"
     path.write_text(yaml.safe_dump(manifest))
     cp.kubectl("apply", "-f", str(path))

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 from harness.controlplane import ControlPlane, start_control_plane
+from harness.operator import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +27,16 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture
+def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """A kubernetes ApiClient with the admin kubeconfig."""
+    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
 
 
 @pytest.fixture
@@ -43,3 +55,31 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
         yield name
     finally:
         control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "retention.dev_retentionstacks.yaml"
+
+
+@pytest.fixture(scope="session")
+def crd_installed(control_plane: ControlPlane) -> str:
+    """The RetentionStack CRD applied from crds/ and Established; returns its name."""
+    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
+    name = "retentionstacks.retention.dev"
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return name
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane, crd_installed: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator running as a subprocess with the admin kubeconfig, for the whole session."""
+    del crd_installed
+    proc = OperatorProcess(
+        kubeconfig=control_plane.kubeconfig, log_dir=tmp_path_factory.mktemp("operator")
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -41,6 +41,8 @@ COMPONENT_PGBOUNCER: Final = "pgbouncer"
 # Annotations.
 ANNOTATION_CONFIG_HASH: Final = "retention.dev/config-hash"
 ANNOTATION_AUTOSCALING_PAUSED: Final = "retention.dev/autoscaling-paused"
+# Hash of the manifest the reconciler last applied to a child: equal means no write.
+ANNOTATION_APPLIED_HASH: Final = "retention.dev/applied-hash"
 
 # Status condition types and their reasons (CamelCase, kstatus conventions).
 CONDITION_READY: Final = "Ready"

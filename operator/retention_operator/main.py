@@ -1,0 +1,83 @@
+"""Entry point: settings, logging, metrics endpoint, and kopf's run loop.
+
+``retention-operator`` (console script) and ``python -m retention_operator``
+both land in :func:`run`. The handlers are registered by importing
+``retention_operator.handlers``; this module holds wiring only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from retention_operator import handlers, names
+from retention_operator import settings as settings_mod
+from retention_operator.kube import KubeClient, load_connection
+
+logger = logging.getLogger("retention_operator")
+
+
+@kopf.on.startup()
+async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours: settings_mod.Settings = memo.settings
+    # Progress and the last-handled spec live in our own annotations; status stays ours.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration"
+    )
+    # Events are posted by the operator itself (reasons it chooses), not from log lines.
+    settings.posting.enabled = False
+    # Guard against watches that go quiet without closing.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.peering.standalone = ours.peering_name is None
+    if ours.peering_name is not None:
+        settings.peering.name = ours.peering_name
+        settings.peering.priority = ours.peering_priority
+    memo.kube = KubeClient(load_connection())
+    if ours.autoscaler_enabled:
+        from retention_operator.autoscaling.loop import AutoscalingLoop
+
+        memo.autoscaler = AutoscalingLoop(kube=memo.kube, settings=ours)
+        memo.autoscaler.start()
+    logger.info("retention-operator started")
+
+
+@kopf.on.cleanup()
+async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+    loop = getattr(memo, "autoscaler", None)
+    if loop is not None:
+        await loop.stop()
+    kube = getattr(memo, "kube", None)
+    if kube is not None:
+        await kube.close()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the operator until SIGTERM/SIGINT; exit 2 with a message on bad settings."""
+    del argv  # Everything is configured through the environment (see settings.py).
+    try:
+        ours = settings_mod.from_env()
+    except ValueError as exc:
+        print(f"retention-operator: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    kopf.configure(
+        log_format=kopf.LogFormat.JSON if ours.log_format == "json" else kopf.LogFormat.FULL,
+        log_refkey="object",
+    )
+    prometheus_client.start_http_server(ours.metrics_port, addr=ours.bind_address)
+    assert handlers  # Imported for its registrations.
+    kopf.run(
+        clusterwide=not ours.namespaces,
+        namespaces=list(ours.namespaces),
+        liveness_endpoint=f"http://{ours.bind_address}:{ours.health_port}/healthz",
+        memo=kopf.Memo(settings=ours),
+        standalone=ours.peering_name is None,
+        peering_name=ours.peering_name,
+        priority=ours.peering_priority,
+    )

@@ -1,0 +1,83 @@
+"""Apply one child only when it differs from what was last applied.
+
+Server-side apply is idempotent on the server, but every apply is still a
+mutating request. The reconciler stamps each child with the hash of the
+manifest it applied (``retention.dev/applied-hash``) and skips the request
+when the live object carries the same hash: a no-op reconcile writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from retention_operator import names
+from retention_operator.kube import KubeClient
+
+Manifest = dict[str, Any]
+
+
+def manifest_hash(manifest: Manifest) -> str:
+    """Return a stable hash of a manifest (key order does not matter)."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def stamped(manifest: Manifest) -> Manifest:
+    """Return a copy of ``manifest`` annotated with its own hash."""
+    digest = manifest_hash(manifest)
+    meta = dict(manifest.get("metadata", {}))
+    meta["annotations"] = {**meta.get("annotations", {}), names.ANNOTATION_APPLIED_HASH: digest}
+    return {**manifest, "metadata": meta}
+
+
+def _applied_hash(live: Manifest | None) -> str | None:
+    if live is None:
+        return None
+    annotations: dict[str, str] = live.get("metadata", {}).get("annotations") or {}
+    return annotations.get(names.ANNOTATION_APPLIED_HASH)
+
+
+async def ensure(
+    kube: KubeClient,
+    manifest: Manifest,
+    *,
+    initial_replicas: int | None = None,
+) -> tuple[Manifest | None, bool]:
+    """Make the child match ``manifest``; return (live object, whether a write was sent).
+
+    ``initial_replicas``, for the scaled Deployments, is written once, when
+    the Deployment is created, under the autoscaler's field manager, so that
+    the reconciler never owns (and never resets) ``spec.replicas``.
+    """
+    meta = manifest["metadata"]
+    live = await kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+    desired = stamped(manifest)
+    if live is not None and _applied_hash(live) == _applied_hash(desired):
+        return live, False
+    applied = await kube.apply(desired, field_manager=names.FIELD_MANAGER)
+    if live is None and initial_replicas is not None:
+        applied = await kube.apply(
+            {
+                "apiVersion": manifest["apiVersion"],
+                "kind": manifest["kind"],
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "spec": {"replicas": initial_replicas},
+            },
+            field_manager=names.AUTOSCALER_FIELD_MANAGER,
+        )
+    return applied, True
+
+
+async def ensure_present(kube: KubeClient, manifest: Manifest) -> tuple[Manifest, bool]:
+    """Create ``manifest`` if no object of its name exists; never update it.
+
+    For objects whose content must not change once made (the generated Redis
+    password Secret). Returns (live object, whether a write was sent).
+    """
+    meta = manifest["metadata"]
+    live = await kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+    if live is not None:
+        return live, False
+    return await kube.apply(manifest, field_manager=names.FIELD_MANAGER), True

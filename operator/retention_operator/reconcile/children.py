@@ -1,0 +1,129 @@
+"""The children of a stack, in the order they are applied, and their health.
+
+Composes the pure builders with the two facts only the cluster knows: whether
+the generated Redis password Secret already exists (it is created once and
+never rewritten) and how many replicas a new scaled Deployment starts with.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from retention_operator import names
+from retention_operator.builders import api, naming, networkpolicy, pgbouncer, redis, workers
+from retention_operator.builders.ownership import owner_reference, set_owner_reference
+from retention_operator.kube import KubeClient
+from retention_operator.model import RetentionStack
+from retention_operator.reconcile import preflight
+from retention_operator.reconcile.status import ComponentHealth
+
+Manifest = dict[str, Any]
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class Child:
+    """A manifest to apply; ``initial_replicas`` is set for the autoscaled Deployments."""
+
+    manifest: Manifest
+    initial_replicas: int | None = None
+
+
+def workloads(stack: RetentionStack) -> dict[str, tuple[str, str, str]]:
+    """Component -> (apiVersion, kind, name) of the workload whose readiness it reports."""
+    out = {
+        names.COMPONENT_API: ("apps/v1", "Deployment", naming.api(stack.name)),
+        names.COMPONENT_WORKERS: ("apps/v1", "Deployment", naming.workers(stack.name)),
+        names.COMPONENT_PGBOUNCER: ("apps/v1", "Deployment", naming.pgbouncer(stack.name)),
+    }
+    if stack.spec.redis.managed is not None:
+        out[names.COMPONENT_REDIS] = ("apps/v1", "StatefulSet", naming.redis(stack.name))
+    return out
+
+
+async def _redis_children(kube: KubeClient, stack: RetentionStack) -> list[Manifest]:
+    if stack.spec.redis.managed is None:
+        return []
+    # The password is generated once; an existing Secret is never rewritten,
+    # so a restart or a spec change never rotates it under running pods.
+    existing = await kube.get("v1", "Secret", stack.namespace, naming.redis_auth(stack.name))
+    out: list[Manifest] = []
+    if existing is None:
+        out.append(redis.build_redis_auth_secret(stack, password=secrets.token_urlsafe(32)))
+    out += [
+        redis.build_redis_config_map(stack),
+        redis.build_redis_headless_service(stack),
+        redis.build_redis_service(stack),
+        redis.build_redis_statefulset(stack),
+        redis.build_redis_pdb(stack),
+    ]
+    return out
+
+
+async def desired(
+    kube: KubeClient, stack: RetentionStack, *, operator_namespace: str | None
+) -> list[Child]:
+    """Return every child of the stack, owner references set, in apply order."""
+    owner = owner_reference(stack.metadata)
+    manifests: list[Child] = [
+        Child(pgbouncer.build_pgbouncer_config_map(stack)),
+        Child(pgbouncer.build_pgbouncer_deployment(stack)),
+        Child(pgbouncer.build_pgbouncer_service(stack)),
+        Child(pgbouncer.build_pgbouncer_pdb(stack)),
+    ]
+    manifests += [Child(m) for m in await _redis_children(kube, stack)]
+    manifests += [
+        Child(
+            api.build_api_deployment(stack, include_replicas=False),
+            initial_replicas=stack.spec.api.min_replicas,
+        ),
+        Child(api.build_api_service(stack)),
+        Child(
+            workers.build_workers_deployment(stack, include_replicas=False),
+            initial_replicas=stack.spec.workers.min_replicas,
+        ),
+    ]
+    manifests += [
+        # The operator reads the queue's backlog from Redis, so its namespace is admitted.
+        Child(
+            networkpolicy.build_redis_network_policy(stack, operator_namespace=operator_namespace)
+        ),
+        Child(networkpolicy.build_pgbouncer_network_policy(stack)),
+    ]
+    return [Child(set_owner_reference(c.manifest, owner), c.initial_replicas) for c in manifests]
+
+
+async def redis_health(
+    kube: KubeClient, stack: RetentionStack, statefulset: ComponentHealth | None
+) -> ComponentHealth | None:
+    """Health of the queue's Redis: the external server's reachability, or the managed cluster's.
+
+    A managed cluster is healthy only when its StatefulSet is ready and every
+    node answers; until then the message says what it waits for.
+    """
+    external = stack.spec.redis.external
+    if external is not None:
+        problem = await preflight.external_redis_problem(stack)
+        return ComponentHealth(None, None, problem.message if problem else None)
+    if statefulset is None or not statefulset.healthy:
+        return statefulset
+    pods = await kube.list(
+        "v1",
+        "Pod",
+        stack.namespace,
+        label_selector=f"{names.LABEL_STACK}={stack.name},{names.LABEL_COMPONENT}={names.COMPONENT_REDIS}",
+    )
+    addresses = [p.get("status", {}).get("podIP") for p in pods]
+    answering = 0
+    for address in addresses:
+        if address and await preflight.tcp_error(address, REDIS_PORT, within=1.0) is None:
+            answering += 1
+    if answering < len(addresses) or not addresses:
+        return ComponentHealth(
+            statefulset.desired,
+            statefulset.ready,
+            f"waiting for the Redis cluster to form: {answering}/{len(addresses)} nodes answer",
+        )
+    return statefulset

@@ -1,0 +1,110 @@
+"""What only the operator can judge before it touches children.
+
+A referenced Secret that is missing (or lacks its key), a database or an
+external Redis that accepts no connection: each is a :class:`Problem` that
+sets ``Stalled`` and leaves every existing child as it is. Secret *values*
+are never read here, only whether the key is present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit
+
+from retention_operator.kube import KubeClient
+from retention_operator.model import RetentionStack
+from retention_operator.reconcile.status import Problem
+
+REASON_SECRET_NOT_FOUND = "SecretNotFound"
+REASON_SECRET_KEY_MISSING = "SecretKeyMissing"
+REASON_DATABASE_UNREACHABLE = "DatabaseUnreachable"
+REASON_REDIS_UNREACHABLE = "RedisUnreachable"
+CONNECT_TIMEOUT = 3.0
+
+
+async def _secret_problem(
+    kube: KubeClient, *, namespace: str, name: str, key: str, field: str
+) -> Problem | None:
+    secret = await kube.get("v1", "Secret", namespace, name)
+    if secret is None:
+        return Problem(
+            REASON_SECRET_NOT_FOUND,
+            f"Secret {namespace}/{name} named by {field} does not exist",
+        )
+    if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
+        return Problem(
+            REASON_SECRET_KEY_MISSING,
+            f"Secret {namespace}/{name} named by {field} has no key {key!r}",
+        )
+    return None
+
+
+async def tcp_error(host: str, port: int, *, within: float = CONNECT_TIMEOUT) -> str | None:
+    """Return None if ``host:port`` accepts a TCP connection, else why not."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
+    except TimeoutError:
+        return f"no answer within {within:.0f}s"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+async def secrets_problem(kube: KubeClient, stack: RetentionStack) -> Problem | None:
+    """Return the first missing Secret (or key) the stack refers to, or None."""
+    spec = stack.spec
+    creds = spec.pgbouncer.credentials_secret_ref
+    problem = await _secret_problem(
+        kube,
+        namespace=stack.namespace,
+        name=creds.name,
+        key=creds.password_key,
+        field="spec.pgbouncer.credentialsSecretRef",
+    )
+    if problem is not None:
+        return problem
+    external = spec.redis.external
+    if external is not None and external.password_secret_ref is not None:
+        ref = external.password_secret_ref
+        if not ref.optional:
+            return await _secret_problem(
+                kube,
+                namespace=stack.namespace,
+                name=ref.name,
+                key=ref.key,
+                field="spec.redis.external.passwordSecretRef",
+            )
+    return None
+
+
+async def reachability_problem(stack: RetentionStack) -> Problem | None:
+    """Return a Problem if the database (or an external Redis) refuses connections."""
+    db = stack.spec.pgbouncer.database
+    error = await tcp_error(db.host, db.port)
+    if error is not None:
+        return Problem(
+            REASON_DATABASE_UNREACHABLE,
+            f"PostgreSQL at {db.host}:{db.port} (spec.pgbouncer.database) accepts no connection: "
+            f"{error}",
+        )
+    return await external_redis_problem(stack)
+
+
+async def external_redis_problem(stack: RetentionStack) -> Problem | None:
+    """Return a Problem if the stack's external Redis refuses connections (None when managed)."""
+    external = stack.spec.redis.external
+    if external is None:
+        return None
+    url = urlsplit(external.url)
+    host, port = url.hostname or "", url.port or 6379
+    error = await tcp_error(host, port)
+    if error is None:
+        return None
+    return Problem(
+        REASON_REDIS_UNREACHABLE,
+        f"Redis at {host}:{port} (spec.redis.external.url) accepts no connection: {error}",
+    )
