@@ -40,6 +40,23 @@ cluster-down: ## Stop the local control plane and every process it started.
 .PHONY: crds
 crds: install ## Regenerate crds/ and the chart's CRD from the pydantic models.
 	$(PY) -m retention_operator.crdgen --write
+	$(PY) charts/retention-operator/hack/sync_crds.py --write
+
+.PHONY: chart-crds
+chart-crds: install ## Copy crds/retention.dev_retentionstacks.yaml into the chart's templates.
+	$(PY) charts/retention-operator/hack/sync_crds.py --write
+
+.PHONY: chart-lint
+chart-lint: install tools ## helm lint the chart (default, full and namespaced values) and check its CRD copy.
+	@helm=$$(bash e2e/controlplane/build.sh | tail -1 | cut -d= -f2)/helm; \
+	for v in "" ci/full-values.yaml ci/namespaced-values.yaml; do \
+	  $$helm lint --strict --kube-version 1.34.0 charts/retention-operator $${v:+-f charts/retention-operator/$$v} || exit 1; \
+	done
+	$(PY) charts/retention-operator/hack/sync_crds.py --check
+
+.PHONY: chart-test
+chart-test: install tools ## Chart, RBAC, alert, dashboard, Argo CD health and kstatus tests (no cluster).
+	$(PYTEST) -m "not e2e" -q e2e/tests/chart
 
 .PHONY: lint
 lint: install ## ruff, and the import-linter layering contracts.
