@@ -66,7 +66,9 @@ def stack_manifest(
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "api": {"image": api_image, "minReplicas": 2, "maxReplicas": 6},
-            "workers": {"minReplicas": 1, "maxReplicas": 8},
+            # The workers run the same image by default; name it so that an
+            # API image change in a test concerns the API alone.
+            "workers": {"image": "example.invalid/workloads:1", "minReplicas": 1, "maxReplicas": 8},
             "redis": redis_spec,
             "pgbouncer": {
                 "replicas": 1,

@@ -193,19 +193,3 @@ class KubeClient:
             raise _error(response)
         result: Manifest = response.json()
         return result
-
-    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        """Delete the object in the background; return False if it was already gone."""
-        res = resource(api_version, kind)
-        response = await self._request(
-            "DELETE",
-            res.item(namespace, name),
-            kind=kind,
-            content=json.dumps({"propagationPolicy": "Background"}).encode(),
-            content_type="application/json",
-        )
-        if response.status_code == 404:
-            return False
-        if response.status_code not in (200, 202):
-            raise _error(response)
-        return True

@@ -7,11 +7,12 @@ never rewritten) and how many replicas a new scaled Deployment starts with.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from retention_operator import names
+from retention_operator import names, redis_cluster
 from retention_operator.builders import api, naming, networkpolicy, pgbouncer, redis, workers
 from retention_operator.builders.ownership import owner_reference, set_owner_reference
 from retention_operator.kube import KubeClient
@@ -20,7 +21,6 @@ from retention_operator.reconcile import preflight
 from retention_operator.reconcile.status import ComponentHealth
 
 Manifest = dict[str, Any]
-REDIS_PORT = 6379
 
 
 @dataclass(frozen=True)
@@ -109,21 +109,44 @@ async def redis_health(
         return ComponentHealth(None, None, problem.message if problem else None)
     if statefulset is None or not statefulset.healthy:
         return statefulset
-    pods = await kube.list(
-        "v1",
-        "Pod",
-        stack.namespace,
-        label_selector=f"{names.LABEL_STACK}={stack.name},{names.LABEL_COMPONENT}={names.COMPONENT_REDIS}",
+    managed = stack.spec.redis.managed
+    assert managed is not None
+    nodes = await _redis_nodes(kube, stack)
+    secret = await kube.get("v1", "Secret", stack.namespace, naming.redis_auth(stack.name))
+    password = _secret_value(secret, naming.REDIS_PASSWORD_KEY)
+    # Forms the cluster once every node answers; a formed cluster gets no writes.
+    health = await redis_cluster.ensure_cluster(
+        nodes=nodes,
+        shards=managed.shards,
+        replicas_per_shard=managed.replicas_per_shard,
+        password=password,
     )
-    addresses = [p.get("status", {}).get("podIP") for p in pods]
-    answering = 0
-    for address in addresses:
-        if address and await preflight.tcp_error(address, REDIS_PORT, within=1.0) is None:
-            answering += 1
-    if answering < len(addresses) or not addresses:
-        return ComponentHealth(
-            statefulset.desired,
-            statefulset.ready,
-            f"waiting for the Redis cluster to form: {answering}/{len(addresses)} nodes answer",
-        )
-    return statefulset
+    if health.ok:
+        return statefulset
+    return ComponentHealth(
+        statefulset.desired,
+        statefulset.ready,
+        f"waiting for the Redis cluster to form: {health.message}",
+    )
+
+
+async def _redis_nodes(kube: KubeClient, stack: RetentionStack) -> list[tuple[str, int]]:
+    """Addresses of the Redis pods in ordinal order (pod-0 first), as the bootstrap wants them."""
+    selector = f"{names.LABEL_STACK}={stack.name},{names.LABEL_COMPONENT}={names.COMPONENT_REDIS}"
+    pods = await kube.list("v1", "Pod", stack.namespace, label_selector=selector)
+
+    def ordinal(pod: Manifest) -> int:
+        return int(pod["metadata"]["name"].rsplit("-", 1)[-1])
+
+    return [
+        (pod.get("status", {}).get("podIP") or "", naming.REDIS_CLIENT_PORT)
+        for pod in sorted(pods, key=ordinal)
+    ]
+
+
+def _secret_value(secret: Manifest | None, key: str) -> str | None:
+    """Decode one key of a Secret; None if the Secret or the key is absent."""
+    if secret is None:
+        return None
+    raw = (secret.get("data") or {}).get(key)
+    return base64.b64decode(raw).decode() if raw else None
