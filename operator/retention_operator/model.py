@@ -316,6 +316,15 @@ class ApiAutoscaling(_Model):
         le=1000,
         description="Failed signal reads in a row before fallbackReplicas applies.",
     )
+    prometheus_url: (
+        Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^https?://")]
+        | SkipJsonSchema[None]
+    ) = Field(
+        default=None,
+        description="http:// or https:// URL of the Prometheus that scrapes this stack's API. "
+        "Omit for the operator's default (RETENTION_PROMETHEUS_URL); with neither, the API "
+        "has no latency signal and keeps its replicas within its bounds.",
+    )
 
 
 _DRAIN_RULE = _cel(

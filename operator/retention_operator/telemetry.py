@@ -64,6 +64,11 @@ AUTOSCALER_QUERY_ERRORS = Counter(
     "Failed signal queries by source (prometheus, redis).",
     ["source"],
 )
+AUTOSCALER_QUERIES = Counter(
+    "retention_autoscaler_queries_total",
+    "Signal round trips sent by source: PromQL queries (prometheus), pipelines (redis).",
+    ["source"],
+)
 STACK_BACKLOG = Gauge(
     "retention_stack_backlog",
     "Queue backlog (consumer-group lag plus pending) of a stack at the last tick.",

@@ -1,0 +1,165 @@
+"""The autoscaling part of a stack's status, and when it is worth writing: pure functions.
+
+The loop builds a patch per stack each tick with :func:`status_patch` and sends
+it only when :func:`needs_write` says so. A change that matters to a reader
+(replicas, the kind of decision, a scale, a signal appearing or going missing)
+is written at once; drift of the numbers alone (latency, rates, the backlog,
+the wording of the reason) at most every ``refresh`` seconds. A quiet tick
+therefore writes nothing, and a busy stack does not write on every tick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from retention_operator.autoscaling.state import Decision
+
+Manifest = dict[str, Any]
+
+DECISION_SCALE_UP = "ScaleUp"
+DECISION_SCALE_DOWN = "ScaleDown"
+DECISION_HOLD = "Hold"
+DECISION_FALLBACK = "Fallback"
+DECISION_DISABLED = "Disabled"
+
+# Fields whose value may change every tick; only their presence is material.
+_DRIFTING = frozenset(
+    {
+        "p95Milliseconds",
+        "requestsPerSecond",
+        "backlog",
+        "lag",
+        "pending",
+        "jobsPerSecond",
+        "queueWaitSeconds",
+        "lastReason",
+        "failedTicks",
+    }
+)
+# Derived numbers whose appearance matters to no one either (a rate needs two samples,
+# so it appears on the second tick): left out of the material view altogether.
+_DERIVED = frozenset({"jobsPerSecond", "queueWaitSeconds"})
+# The keys of status this module owns; the reconciler owns the rest.
+OWNED_KEYS = ("autoscaling", "p95Milliseconds", "backlog")
+
+
+def timestamp(at: float) -> str:
+    """RFC 3339 UTC time, to the second, as Kubernetes writes times."""
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decision_kind(decision: Decision, *, enabled: bool, fallback_replicas: int | None) -> str:
+    """The one word of ``lastDecision`` for a Decision."""
+    if not enabled:
+        return DECISION_DISABLED
+    if (
+        decision.recommendation is None
+        and decision.direction == "up"
+        and decision.desired == fallback_replicas
+    ):
+        return DECISION_FALLBACK
+    if decision.direction == "up":
+        return DECISION_SCALE_UP
+    if decision.direction == "down":
+        return DECISION_SCALE_DOWN
+    return DECISION_HOLD
+
+
+def component_status(
+    *,
+    decision: Decision,
+    kind: str,
+    last_scale_time: str | None,
+    metrics: Manifest,
+) -> Manifest:
+    """One component's block of ``status.autoscaling`` (metric values None when missing)."""
+    return {
+        **metrics,
+        "desiredReplicas": decision.desired,
+        "lastDecision": kind,
+        "lastReason": decision.reason[:1024],
+        "lastScaleTime": last_scale_time,
+        "failedTicks": decision.state.failed_ticks,
+    }
+
+
+def api_metrics(*, p95_ms: float | None, rps: float | None) -> Manifest:
+    """The API's metric fields, rounded so that noise below display precision is no change."""
+    return {"p95Milliseconds": _round(p95_ms, 1), "requestsPerSecond": _round(rps, 2)}
+
+
+def worker_metrics(
+    *,
+    backlog: int | None,
+    lag: int | None,
+    pending: int | None,
+    jobs_per_second: float | None,
+) -> Manifest:
+    """The workers' metric fields (``queueWaitSeconds`` is not measured yet: left out)."""
+    return {
+        "backlog": backlog,
+        "lag": lag,
+        "pending": pending,
+        "jobsPerSecond": _round(jobs_per_second, 2),
+    }
+
+
+def status_patch(*, api: Manifest | None, workers: Manifest | None) -> Manifest:
+    """The merge patch of the keys the loop owns; a component without a block is left out."""
+    autoscaling: Manifest = {}
+    patch: Manifest = {"autoscaling": autoscaling}
+    if api is not None:
+        autoscaling["api"] = api
+        patch["p95Milliseconds"] = api.get("p95Milliseconds")
+    if workers is not None:
+        autoscaling["workers"] = workers
+        patch["backlog"] = workers.get("backlog")
+    return patch
+
+
+def owned(status: Manifest | None) -> Manifest:
+    """The keys the loop owns, taken from a stored status (to compare a patch with)."""
+    status = status or {}
+    return {key: status[key] for key in OWNED_KEYS if key in status}
+
+
+def needs_write(
+    previous: Manifest | None, patch: Manifest, *, since_last: float, refresh: float
+) -> bool:
+    """Whether ``patch`` is worth sending, given what was last written (or stored).
+
+    True when a material field changed; when only drifting numbers changed,
+    True once ``since_last`` (seconds since the last write) reaches ``refresh``.
+    """
+    previous = previous or {}
+    if _material(_merged(previous, patch)) != _material(previous):
+        return True
+    return _merged(previous, patch) != previous and since_last >= refresh
+
+
+def _merged(previous: Manifest, patch: Manifest) -> Manifest:
+    """What a JSON merge patch makes of ``previous`` (None deletes a key)."""
+    out = dict(previous)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        elif isinstance(value, dict):
+            out[key] = _merged({}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _material(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _material(v, k) for k, v in value.items() if k not in _DERIVED}
+    if key in _DRIFTING:
+        return value is not None
+    return value
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
