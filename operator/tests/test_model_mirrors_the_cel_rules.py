@@ -51,6 +51,7 @@ def test_defaults_of_a_minimal_spec() -> None:
         "scale_down_stabilization_seconds": 180,
         "fallback_replicas": None,
         "fallback_after_failed_ticks": 6,
+        "prometheus_url": None,
     }
     assert spec.workers.autoscaling.model_dump() == {
         "enabled": True,
