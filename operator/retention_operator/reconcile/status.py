@@ -151,20 +151,36 @@ def status_patch(
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     api = components.get(names.COMPONENT_API)
     workers = components.get(names.COMPONENT_WORKERS)
-    return {
-        "observedGeneration": generation,
-        "conditions": conditions(
-            previous=list(previous.get("conditions", [])),
-            generation=generation,
-            components=components,
-            problem=problem,
-            paused=paused,
-            now=now,
-        ),
-        "components": {name: health.to_status() for name, health in components.items()},
-        "apiReplicas": api.ready if api else None,
-        "workerReplicas": workers.ready if workers else None,
-    }
+    patch: Manifest = _without_none(
+        {
+            "observedGeneration": generation,
+            "conditions": conditions(
+                previous=list(previous.get("conditions", [])),
+                generation=generation,
+                components=components,
+                problem=problem,
+                paused=paused,
+                now=now,
+            ),
+            "components": {name: health.to_status() for name, health in components.items()},
+            "apiReplicas": api.ready if api else None,
+            "workerReplicas": workers.ready if workers else None,
+        }
+    )
+    return patch
+
+
+def _without_none(value: Any) -> Any:
+    """Drop None values at every depth.
+
+    In a merge patch a null deletes the field, so the stored status would never
+    equal the patch and every reconcile would write again.
+    """
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def needs_write(current: Manifest, patch: Manifest) -> bool:
