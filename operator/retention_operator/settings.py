@@ -18,6 +18,8 @@ ENV_AUTOSCALER = "RETENTION_AUTOSCALER_ENABLED"
 ENV_PROMETHEUS_URL = "RETENTION_PROMETHEUS_URL"
 ENV_PEERING = "RETENTION_PEERING_NAME"
 ENV_PRIORITY = "RETENTION_PEERING_PRIORITY"
+ENV_PRIORITY_FROM_POD_NAME = "RETENTION_PEERING_PRIORITY_FROM_POD_NAME"
+ENV_POD_NAME = "RETENTION_POD_NAME"
 ENV_RETRY_SECONDS = "RETENTION_RETRY_SECONDS"
 ENV_LOG_FORMAT = "RETENTION_LOG_FORMAT"
 ENV_BIND_ADDRESS = "RETENTION_BIND_ADDRESS"
@@ -85,6 +87,25 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     raise ValueError(f"{key}={raw!r} is not a boolean (true or false)")
 
 
+def _peering_priority(env: Mapping[str, str]) -> int:
+    """The base priority, minus the pod's ordinal when asked (StatefulSet pod N -> base - N).
+
+    kopf freezes every replica that shares the top priority, so each pod needs
+    its own; pod 0 leads and the others stand by.
+    """
+    base = _int(env, ENV_PRIORITY, 0, low=-(2**31), high=2**31 - 1)
+    if not _bool(env, ENV_PRIORITY_FROM_POD_NAME, False):
+        return base
+    pod = env.get(ENV_POD_NAME, "")
+    ordinal = pod.rsplit("-", 1)[-1]
+    if not pod or not ordinal.isdigit():
+        raise ValueError(
+            f"{ENV_PRIORITY_FROM_POD_NAME} is true but {ENV_POD_NAME}={pod!r} "
+            "does not end in -<ordinal>"
+        )
+    return base - int(ordinal)
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ``env`` (default: ``os.environ``); ValueError names a bad variable."""
     env = os.environ if env is None else env
@@ -100,7 +121,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         tick_seconds=_float(env, ENV_TICK_SECONDS, 5.0, low=0.2, high=300),
         prometheus_url=env.get(ENV_PROMETHEUS_URL) or None,
         peering_name=env.get(ENV_PEERING) or None,
-        peering_priority=_int(env, ENV_PRIORITY, 0, low=-(2**31), high=2**31 - 1),
+        peering_priority=_peering_priority(env),
         retry_seconds=_float(env, ENV_RETRY_SECONDS, 10.0, low=0.5, high=3600),
         log_format=log_format,
         bind_address=env.get(ENV_BIND_ADDRESS, "0.0.0.0") or "0.0.0.0",
