@@ -18,15 +18,25 @@ export GOFLAGS="-trimpath -mod=mod"
 
 log() { printf '[controlplane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# A binary counts as built only if it exists and was built with the recipe
+# (the flags) asked for now; a changed recipe rebuilds it.
 missing() {
+  local recipe=$1; shift
   local out=()
-  for name in "$@"; do [ -x "$bin_dir/$name" ] || out+=("$name"); done
+  for name in "$@"; do
+    if [ ! -x "$bin_dir/$name" ] || [ "$(cat "$bin_dir/.$name.recipe" 2>/dev/null)" != "$recipe" ]; then
+      out+=("$name")
+    fi
+  done
   echo "${out[@]:-}"
 }
 
+stamp() {
+  local recipe=$1; shift
+  for name in "$@"; do printf '%s' "$recipe" > "$bin_dir/.$name.recipe"; done
+}
+
 build_kubernetes() {
-  local want; want=$(missing kube-apiserver kube-controller-manager kube-scheduler kubectl)
-  [ -n "$want" ] || { log "kubernetes $KUBERNETES_VERSION: cached"; return; }
   local v=${KUBERNETES_VERSION#v} major minor
   major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
   local ld="-s -w" pkg
@@ -36,33 +46,47 @@ build_kubernetes() {
     ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
+  local want; want=$(missing "$ld" kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  [ -n "$want" ] || { log "kubernetes $KUBERNETES_VERSION: cached"; return; }
   local pkgs=() name
   for name in $want; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
   log "kubernetes $KUBERNETES_VERSION: building $want (several minutes when cold)"
   (cd "$here/kubernetes" && go build -ldflags "$ld" -o "$bin_dir/" "${pkgs[@]}")
+  # shellcheck disable=SC2086
+  stamp "$ld" $want
   log "kubernetes $KUBERNETES_VERSION: built"
 }
 
 build_etcd() {
-  [ -n "$(missing etcd)" ] || { log "etcd $ETCD_VERSION: cached"; return; }
+  local ld="-s -w"
+  [ -n "$(missing "$ld" etcd)" ] || { log "etcd $ETCD_VERSION: cached"; return; }
   log "etcd $ETCD_VERSION: building"
-  (cd "$here/etcd" && go build -ldflags "-s -w" -o "$bin_dir/etcd" go.etcd.io/etcd/server/v3)
+  (cd "$here/etcd" && go build -ldflags "$ld" -o "$bin_dir/etcd" go.etcd.io/etcd/server/v3)
+  stamp "$ld" etcd
   log "etcd $ETCD_VERSION: built"
 }
 
 # kwok and helm carry no replace directives, so `go install pkg@version` works.
 install_plain() {
-  local name=$1 pkg=$2 version=$3
-  [ -n "$(missing "$name")" ] || { log "$name $version: cached"; return; }
+  local name=$1 pkg=$2 version=$3 ld=${4:-"-s -w"}
+  [ -n "$(missing "$ld" "$name")" ] || { log "$name $version: cached"; return; }
   log "$name $version: building"
   local tmp; tmp=$(mktemp -d)
-  GOBIN="$tmp" GOFLAGS=-trimpath go install -ldflags "-s -w" "$pkg@$version"
+  GOBIN="$tmp" GOFLAGS=-trimpath go install -ldflags "$ld" "$pkg@$version"
   mv "$tmp/$name" "$bin_dir/$name"; rmdir "$tmp"
+  stamp "$ld" "$name"
   log "$name $version: built"
 }
 
 build_etcd
 install_plain kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
-install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+# What Helm's own Makefile sets: its version, and the Kubernetes version it
+# assumes when no cluster is reachable (helm template, helm lint).
+k8s_minor=${KUBERNETES_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
+helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld"
 build_kubernetes
 echo "BIN_DIR=$bin_dir"
