@@ -83,6 +83,11 @@ class PostgresServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.alive()
 
+    @property
+    def pid(self) -> int | None:
+        """Process id (and process group) of the running server; None when stopped."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self, *, timeout: float = 60.0) -> None:
         """Start postgres (no-op if running), wait for pg_isready, provision once.
 
