@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client
@@ -86,9 +86,10 @@ def stack_manifest(
 
 def create_secret(core: client.CoreV1Api, namespace: str, password: str) -> None:
     """The database credentials Secret the stack manifests refer to."""
-    core.create_namespaced_secret(
-        namespace, {"metadata": {"name": SECRET}, "stringData": {"password": password}}
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=SECRET), string_data={"password": password}
     )
+    core.create_namespaced_secret(namespace, secret)
 
 
 def apply_ok(cp: ControlPlane, manifest: dict[str, Any]) -> None:
@@ -106,15 +107,14 @@ def apply_ok(cp: ControlPlane, manifest: dict[str, Any]) -> None:
 
 def get_stack(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
     """The stack as stored."""
-    obj: dict[str, Any] = custom.get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name
-    )
-    return obj
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return cast(dict[str, Any], obj)
 
 
 def replicas(apps: client.AppsV1Api, namespace: str, name: str) -> int:
     """``spec.replicas`` of a Deployment."""
-    return int(apps.read_namespaced_deployment(name, namespace).spec.replicas)
+    spec = apps.read_namespaced_deployment(name, namespace).spec
+    return int(spec.replicas or 0) if spec is not None else 0
 
 
 def events(core: client.CoreV1Api, namespace: str, *, reason: str) -> list[Any]:
