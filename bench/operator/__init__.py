@@ -1,0 +1,1 @@
+"""Benchmark: how long the operator takes to reconcile many new stacks."""
