@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import controlplane
+from harness import controlplane, demo
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
@@ -31,14 +31,10 @@ def _cluster_down(args: argparse.Namespace) -> int:
 
 
 def _demo_up(args: argparse.Namespace) -> int:
-    from harness import demo
-
     return demo.up(Path(args.run_dir).resolve())
 
 
 def _demo_down(args: argparse.Namespace) -> int:
-    from harness import demo
-
     return demo.down(Path(args.run_dir).resolve())
 
 

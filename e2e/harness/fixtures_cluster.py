@@ -17,6 +17,7 @@ from kubernetes import client, config
 
 from harness.controlplane import ControlPlane, start_control_plane
 from harness.operator import OperatorProcess
+from harness.prometheus_server import PrometheusServer
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 @pytest.fixture
 def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
     """A kubernetes ApiClient with the admin kubeconfig."""
-    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     try:
         yield api
     finally:
@@ -71,12 +72,21 @@ def crd_installed(control_plane: ControlPlane) -> str:
 
 @pytest.fixture(scope="session")
 def operator(
-    control_plane: ControlPlane, crd_installed: str, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    crd_installed: str,
+    prometheus: PrometheusServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """The operator running as a subprocess with the admin kubeconfig, for the whole session."""
+    """The operator as a subprocess with the admin kubeconfig, for the whole session.
+
+    Its autoscaler ticks every second and reads the harness Prometheus, so the
+    reconcile tests and the autoscaling tests share one operator.
+    """
     del crd_installed
     proc = OperatorProcess(
-        kubeconfig=control_plane.kubeconfig, log_dir=tmp_path_factory.mktemp("operator")
+        kubeconfig=control_plane.kubeconfig,
+        log_dir=tmp_path_factory.mktemp("operator"),
+        env={"RETENTION_PROMETHEUS_URL": prometheus.url},
     )
     proc.start()
     try:

@@ -43,7 +43,6 @@ class OperatorProcess:
             "RETENTION_BIND_ADDRESS": "127.0.0.1",
             "RETENTION_RETRY_SECONDS": "2",
             "RETENTION_AUTOSCALER_TICK_SECONDS": "1",
-            "RETENTION_AUTOSCALER_ENABLED": "false",
             **self.env,
         }
         name = "operator" if self.restarts == 0 else f"operator-{self.restarts}"

@@ -1,9 +1,8 @@
-"""Fixtures of the autoscaling e2e tests: an operator with its autoscaler on, and exporters.
+"""Fixtures of the autoscaling e2e tests: the operator (autoscaler on) and exporters.
 
-The session ``operator`` fixture runs with the autoscaler off; these tests
-start their own operator (module-scoped) with a 1 s tick and the harness
-Prometheus as its default, and never request the shared one, so that one
-operator decides replicas.
+There is one operator per test session (``harness.fixtures_cluster.operator``):
+its autoscaler ticks every second with the harness Prometheus as its default,
+so exactly one operator decides replicas.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 import retention_contract as contract
-from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.procs import free_port
 from harness.services import PrometheusServer
@@ -25,29 +23,10 @@ TICK_SECONDS = 1.0
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 
 
-@pytest.fixture(scope="module")
-def autoscaling_operator(
-    control_plane: ControlPlane,
-    crd_installed: str,
-    prometheus: PrometheusServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """The operator with the autoscaler on, a 1 s tick and the harness Prometheus."""
-    del crd_installed
-    proc = OperatorProcess(
-        kubeconfig=control_plane.kubeconfig,
-        log_dir=tmp_path_factory.mktemp("autoscaling-operator"),
-        env={
-            "RETENTION_AUTOSCALER_ENABLED": "true",
-            "RETENTION_PROMETHEUS_URL": prometheus.url,
-            "RETENTION_AUTOSCALER_TICK_SECONDS": str(TICK_SECONDS),
-        },
-    )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+@pytest.fixture
+def autoscaling_operator(operator: OperatorProcess) -> OperatorProcess:
+    """The session's operator: its autoscaler ticks every second on the harness Prometheus."""
+    return operator
 
 
 class ApiExporter:

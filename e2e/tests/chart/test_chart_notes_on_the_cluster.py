@@ -22,7 +22,9 @@ FULL = CHART / "ci" / "full-values.yaml"
 def _notes(helm: Path, control_plane: ControlPlane, namespace: str, *args: str) -> str:
     out = subprocess.run(
         [
+            # The session installs the CRD itself; the chart must not claim it here.
             str(helm), "install", "r", str(CHART), "--dry-run=server", "--skip-crds",
+            "--set", "crds.install=false",
             "--kubeconfig", str(control_plane.kubeconfig), "--namespace", namespace, *args,
         ],
         capture_output=True, text=True, timeout=120,

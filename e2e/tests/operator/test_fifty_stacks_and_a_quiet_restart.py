@@ -99,8 +99,10 @@ def test_fifty_stacks_reconcile_and_a_restart_writes_nothing(
     sent = [
         line
         for line in operator.metrics_text().splitlines()
-        if line.startswith("retention_operator_kube_requests_total{")
-        and not line.startswith('retention_operator_kube_requests_total{code="200",kind="')
+        if (
+            line.startswith("retention_operator_kube_requests_total{")
+            and not line.startswith('retention_operator_kube_requests_total{code="200",kind="')
+        )
         or ('verb="GET"' not in line and line.startswith("retention_operator_kube_requests_total{"))
     ]
     assert writes == 0, f"a no-op resync sent {writes} mutating requests: {sent}"

@@ -177,9 +177,19 @@ class AutoscalingLoop:
         annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
         memory = self._stacks.get(key)
         if memory is None:
-            self._stacks[key] = _StackMemory(
-                stack=stack, annotations=annotations, written=report.owned(body.get("status"))
+            written = report.owned(body.get("status"))
+            # The stored status counts as just written, so numbers that merely
+            # drifted while the operator was away wait a full refresh period.
+            memory = self._stacks[key] = _StackMemory(
+                stack=stack, annotations=annotations, written=written, written_at=self._clock()
             )
+            # After a restart, carry on from what status says rather than from
+            # nothing: a signal already reported missing is not reported again.
+            stored = (written or {}).get("autoscaling") or {}
+            for component, own in (("api", memory.api), ("workers", memory.workers)):
+                seen = stored.get(component) or {}
+                own.missing_reported = int(seen.get("failedTicks") or 0) > 0
+                own.last_scale_time = seen.get("lastScaleTime")
         else:
             memory.stack, memory.annotations = stack, annotations
 

@@ -37,6 +37,8 @@ _DRIFTING = frozenset(
         "failedTicks",
     }
 )
+# Fields that never cause a write by themselves.
+_SILENT = frozenset({"failedTicks"})
 # Derived numbers whose appearance matters to no one either (a rate needs two samples,
 # so it appears on the second tick): left out of the material view altogether.
 _DERIVED = frozenset({"jobsPerSecond", "queueWaitSeconds"})
@@ -133,9 +135,12 @@ def needs_write(
     True once ``since_last`` (seconds since the last write) reaches ``refresh``.
     """
     previous = previous or {}
-    if _material(_merged(previous, patch)) != _material(previous):
+    merged = _merged(previous, patch)
+    if _material(merged) != _material(previous):
         return True
-    return _merged(previous, patch) != previous and since_last >= refresh
+    # A count of failed reads grows every tick while a source is down; on its
+    # own it is not worth a write (it rides along with the next one).
+    return _without(merged, _SILENT) != _without(previous, _SILENT) and since_last >= refresh
 
 
 def _merged(previous: Manifest, patch: Manifest) -> Manifest:
@@ -151,6 +156,12 @@ def _merged(previous: Manifest, patch: Manifest) -> Manifest:
         else:
             out[key] = value
     return out
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    return value
 
 
 def _material(value: Any, key: str = "") -> Any:
