@@ -8,6 +8,7 @@ would: kubectl for applies, the kubernetes client for reads.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -16,7 +17,7 @@ import yaml
 from kubernetes import client
 
 from harness.controlplane import ControlPlane
-from harness.services import PostgresServer
+from harness.services import PostgresServer, RedisServer
 
 GROUP, VERSION, PLURAL = "retention.dev", "v1alpha1", "retentionstacks"
 SECRET = "db-credentials"
@@ -49,27 +50,48 @@ def stack_manifest(
     namespace: str,
     *,
     postgres: PostgresServer,
-    redis_url: str,
+    redis: RedisServer | None = None,
+    redis_url: str | None = None,
+    managed_redis: bool = False,
+    retain_on_delete: bool = True,
+    api_image: str = "example.invalid/workloads:1",
     api: dict[str, Any] | None = None,
     workers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A RetentionStack on an external Redis at ``redis_url`` and the harness PostgreSQL.
+    """A RetentionStack on the harness PostgreSQL and an external Redis (or a managed one).
 
+    The Redis is ``redis`` (a harness server), ``redis_url``, or, with
+    ``managed_redis``, a managed cluster of 3 shards with 1 replica each.
     ``api`` and ``workers`` are merged over the defaults (API 2..6, workers 1..8).
     """
+    if managed_redis:
+        redis_spec: dict[str, Any] = {
+            "managed": {
+                "shards": 3,
+                "replicasPerShard": 1,
+                "storage": {"size": "1Gi"},
+                "retainOnDelete": retain_on_delete,
+            }
+        }
+    else:
+        url = redis.url if redis is not None else redis_url
+        assert url, "an external Redis needs redis or redis_url"
+        redis_spec = {"external": {"url": url}}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RetentionStack",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "api": {
+            "api": {"image": api_image, "minReplicas": 2, "maxReplicas": 6, **(api or {})},
+            # The workers run the API's image by default; name it so that an API
+            # image change in a test concerns the API alone.
+            "workers": {
                 "image": "example.invalid/workloads:1",
-                "minReplicas": 2,
-                "maxReplicas": 6,
-                **(api or {}),
+                "minReplicas": 1,
+                "maxReplicas": 8,
+                **(workers or {}),
             },
-            "workers": {"minReplicas": 1, "maxReplicas": 8, **(workers or {})},
-            "redis": {"external": {"url": redis_url}},
+            "redis": redis_spec,
             "pgbouncer": {
                 "replicas": 1,
                 "database": {
@@ -92,16 +114,19 @@ def create_secret(core: client.CoreV1Api, namespace: str, password: str) -> None
     core.create_namespaced_secret(namespace, secret)
 
 
-def apply_ok(cp: ControlPlane, manifest: dict[str, Any]) -> None:
-    """``kubectl apply --server-side`` a manifest as a user; fail with kubectl's message."""
+def apply(cp: ControlPlane, manifest: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """``kubectl apply --server-side`` a manifest as a user would; the caller checks the result."""
     path = cp.run_dir / f"apply-{manifest['metadata']['name']}-{time.monotonic_ns()}.yaml"
     path.write_text(yaml.safe_dump(manifest))
     try:
-        result = cp.kubectl_run(
-            "apply", "--server-side", "--field-manager=e2e-user", "-f", str(path)
-        )
+        return cp.kubectl_run("apply", "--server-side", "--field-manager=e2e-user", "-f", str(path))
     finally:
         path.unlink(missing_ok=True)
+
+
+def apply_ok(cp: ControlPlane, manifest: dict[str, Any]) -> None:
+    """Apply ``manifest`` and fail the test with kubectl's message if it is refused."""
+    result = apply(cp, manifest)
     assert result.returncode == 0, result.stderr
 
 
@@ -121,3 +146,22 @@ def events(core: client.CoreV1Api, namespace: str, *, reason: str) -> list[Any]:
     """The Events of a namespace with this reason, oldest first."""
     items = core.list_namespaced_event(namespace).items
     return [e for e in items if e.reason == reason]
+
+
+def condition(stack: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The stack's condition of this type, or None."""
+    for cond in (stack.get("status") or {}).get("conditions", []):
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def is_ready(stack: dict[str, Any]) -> bool:
+    """Ready=True for the stack's current generation."""
+    cond = condition(stack, "Ready")
+    status = stack.get("status") or {}
+    return bool(
+        cond
+        and cond["status"] == "True"
+        and status.get("observedGeneration") == stack["metadata"]["generation"]
+    )

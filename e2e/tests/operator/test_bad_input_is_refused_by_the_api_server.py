@@ -10,8 +10,7 @@ import pytest
 
 from harness.controlplane import ControlPlane
 from harness.services import PostgresServer, RedisServer
-
-from .conftest import apply, stack_manifest
+from harness.stacks import apply, stack_manifest
 
 pytestmark = pytest.mark.e2e
 

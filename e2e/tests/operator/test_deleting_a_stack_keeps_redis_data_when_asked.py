@@ -8,8 +8,7 @@ from kubernetes import client
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer
-
-from .conftest import GROUP, PLURAL, VERSION, apply_ok, create_secret, stack_manifest, wait_for
+from harness.stacks import GROUP, PLURAL, VERSION, apply_ok, create_secret, stack_manifest, wait_for
 
 pytestmark = pytest.mark.e2e
 

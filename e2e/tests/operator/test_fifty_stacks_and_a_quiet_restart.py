@@ -13,8 +13,7 @@ from kubernetes import client
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer, RedisServer
-
-from .conftest import GROUP, PLURAL, SECRET, VERSION, is_ready, stack_manifest, wait_for
+from harness.stacks import GROUP, PLURAL, SECRET, VERSION, is_ready, stack_manifest, wait_for
 
 pytestmark = pytest.mark.e2e
 COUNT = 50

@@ -10,8 +10,7 @@ from kubernetes import client
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer, RedisServer
-
-from .conftest import (
+from harness.stacks import (
     apply_ok,
     condition,
     create_secret,

@@ -11,8 +11,7 @@ from kubernetes import client
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer, RedisServer
-
-from .conftest import apply_ok, create_secret, get_stack, is_ready, stack_manifest, wait_for
+from harness.stacks import apply_ok, create_secret, get_stack, is_ready, stack_manifest, wait_for
 
 pytestmark = pytest.mark.e2e
 HASH = "retention.dev/config-hash"

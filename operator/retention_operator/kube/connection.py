@@ -48,10 +48,10 @@ def _from_configuration(cfg: k8s_client.Configuration) -> Connection:
         ctx.verify_mode = ssl.CERT_NONE
     if cfg.cert_file and cfg.key_file:
         ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    token = None
-    auth = cfg.api_key.get("authorization") if cfg.api_key else None
-    if auth:
-        token = str(auth).removeprefix("Bearer ").strip()
+    # The client keeps a kubeconfig token under "BearerToken" (older versions:
+    # "authorization"); auth_settings() knows both and adds the "Bearer" prefix.
+    bearer = cfg.auth_settings().get("BearerToken", {}).get("value")
+    token = str(bearer).removeprefix("Bearer ").strip() if bearer else None
     return Connection(host=str(cfg.host).rstrip("/"), ssl_context=ctx, token=token)
 
 
