@@ -25,6 +25,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections import defaultdict
@@ -36,7 +37,7 @@ import httpx
 import pydantic
 
 from retention_operator import names, telemetry
-from retention_operator.autoscaling import report, targets
+from retention_operator.autoscaling import leadership, report, targets
 from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
 from retention_operator.autoscaling.limits import clamp
 from retention_operator.autoscaling.policy import decide, is_paused
@@ -216,9 +217,38 @@ class AutoscalingLoop:
             elapsed = time.monotonic() - started
             await asyncio.sleep(max(0.0, self._settings.tick_seconds - elapsed))
 
+    async def _leads(self) -> bool:
+        """Whether this replica leads (always, without peering); a failed read counts as no."""
+        name = self._settings.peering_name
+        if name is None:
+            return True
+        namespaces = self._settings.namespaces
+        try:
+            if namespaces:
+                peering = await self._kube.get("kopf.dev/v1", "KopfPeering", namespaces[0], name)
+            else:
+                peering = await self._kube.get("kopf.dev/v1", "ClusterKopfPeering", None, name)
+        except (KubeError, httpx.HTTPError) as exc:
+            logger.warning("cannot read peering %s, not autoscaling this tick: %s", name, exc)
+            return False
+        return leadership.leads(
+            (peering or {}).get("status"),
+            own_priority=self._settings.peering_priority,
+            now=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
+        )
+
     async def tick(self) -> TickReport:
-        """Read, decide and write for every tracked stack once; returns what it did."""
+        """Read, decide and write for every tracked stack once; returns what it did.
+
+        A standby replica (kopf peering, not the leader) does nothing.
+        """
         started = time.monotonic()
+        if not await self._leads():
+            # A standby must not export what it last saw as a leader: the
+            # alerts take the maximum over replicas.
+            for namespace, name in self._stacks:
+                telemetry.forget_stack(namespace, name)
+            return TickReport(stacks=0, replica_writes=0, status_writes=0, errors=0, seconds=0.0)
         stacks = list(self._stacks.values())
         queues, queue_of = await self._queues(stacks)
         latency_of = self._latency_targets(stacks)

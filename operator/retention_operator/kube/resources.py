@@ -45,6 +45,9 @@ _RESOURCES = [
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Resource(names.API_VERSION, names.KIND, names.PLURAL),
+    # kopf's peering objects: read to know whether this replica leads.
+    Resource("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
+    Resource("kopf.dev/v1", "KopfPeering", "kopfpeerings"),
 ]
 _BY_KEY = {(r.api_version, r.kind): r for r in _RESOURCES}
 
