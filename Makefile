@@ -92,8 +92,8 @@ demo-down: ## Stop the demo: operator, services and control plane.
 	@if [ -x $(PY) ]; then $(PY) -m harness demo-down --run-dir $(RUN_DIR); fi
 
 .PHONY: bench-autoscaling
-bench-autoscaling: install ## Autoscaling simulator: retention vs HPA vs KEDA-style on the shared traces.
-	@for t in ../shared/traces/*.csv; do echo "== $$t"; $(PY) -m bench.autoscaling --trace $$t --policy all --json; done
+bench-autoscaling: install ## Autoscaling simulator: retention vs HPA vs KEDA-style on the public traces.
+	@for t in bench/autoscaling/traces/*.csv; do echo "== $$t"; $(PY) -m bench.autoscaling --trace $$t --policy all --json; done
 
 .PHONY: bench-workloads
 bench-workloads: install packages ## Workloads benchmark: API req/s and p95, worker jobs/s (real Redis, PostgreSQL, PgBouncer).
