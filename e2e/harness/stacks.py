@@ -165,3 +165,33 @@ def is_ready(stack: dict[str, Any]) -> bool:
         and cond["status"] == "True"
         and status.get("observedGeneration") == stack["metadata"]["generation"]
     )
+
+
+def ready_stack(
+    cp: ControlPlane, api_client: client.ApiClient, manifest: dict[str, Any], *, password: str
+) -> dict[str, Any]:
+    """Create the credentials Secret and ``manifest``, wait until it is Ready; return it."""
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    create_secret(client.CoreV1Api(api_client), namespace, password)
+    apply_ok(cp, manifest)
+    custom = client.CustomObjectsApi(api_client)
+    ready: dict[str, Any] = wait_for(
+        lambda: (s := get_stack(custom, namespace, name)) and is_ready(s) and s,
+        timeout=90,
+        what=f"stack {namespace}/{name} Ready",
+    )
+    return ready
+
+
+def image(apps: client.AppsV1Api, namespace: str, deployment: str) -> str:
+    """The image of a Deployment's first container."""
+    spec = apps.read_namespaced_deployment(deployment, namespace).spec
+    return str(spec.template.spec.containers[0].image)
+
+
+def generations(apps: client.AppsV1Api, namespace: str) -> dict[str, int]:
+    """metadata.generation per Deployment: it moves on spec changes only, not on status."""
+    return {
+        d.metadata.name: d.metadata.generation
+        for d in apps.list_namespaced_deployment(namespace).items
+    }

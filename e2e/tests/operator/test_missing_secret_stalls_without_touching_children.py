@@ -15,8 +15,11 @@ from harness.stacks import (
     apply_ok,
     condition,
     create_secret,
+    generations,
     get_stack,
+    image,
     is_ready,
+    ready_stack,
     stack_manifest,
     wait_for,
 )
@@ -83,40 +86,22 @@ def test_secret_deleted_under_a_running_stack_leaves_children_unchanged(
 ) -> None:
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
-    create_secret(core, namespace, postgres.password)
     manifest = stack_manifest("steady", namespace, postgres=postgres, redis=redis_standalone)
-    apply_ok(control_plane, manifest)
-    wait_for(lambda: is_ready(get_stack(custom, namespace, "steady")), timeout=90, what="Ready")
-    before = {
-        d.metadata.name: d.metadata.generation
-        for d in apps.list_namespaced_deployment(namespace).items
-    }
+    ready_stack(control_plane, api_client, manifest, password=postgres.password)
+    before = generations(apps, namespace)
 
     core.delete_namespaced_secret(SECRET, namespace)
     changed = copy.deepcopy(manifest)
     changed["spec"]["api"]["image"] = "example.invalid/workloads:9"
     apply_ok(control_plane, changed)
     wait_for(lambda: _stalled(custom, namespace, "steady"), timeout=60, what="Stalled")
-    after = {
-        d.metadata.name: d.metadata.generation
-        for d in apps.list_namespaced_deployment(namespace).items
-    }
+    after = generations(apps, namespace)
     assert after == before, "a stalled stack must leave its children as they are"
-    image = (
-        apps.read_namespaced_deployment("steady-api", namespace)
-        .spec.template.spec.containers[0]
-        .image
-    )
-    assert image == "example.invalid/workloads:1"
+    assert image(apps, namespace, "steady-api") == "example.invalid/workloads:1"
 
     create_secret(core, namespace, postgres.password)
     wait_for(
-        lambda: (
-            apps.read_namespaced_deployment("steady-api", namespace)
-            .spec.template.spec.containers[0]
-            .image
-            == "example.invalid/workloads:9"
-        ),
+        lambda: image(apps, namespace, "steady-api") == "example.invalid/workloads:9",
         timeout=90,
         what="the held-back change to land once the Secret is back",
     )

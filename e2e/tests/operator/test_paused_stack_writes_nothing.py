@@ -13,9 +13,9 @@ from harness.services import PostgresServer, RedisServer
 from harness.stacks import (
     apply_ok,
     condition,
-    create_secret,
     get_stack,
-    is_ready,
+    image,
+    ready_stack,
     stack_manifest,
     wait_for,
 )
@@ -31,12 +31,10 @@ def test_paused_stack_keeps_children_and_reports_paused(
     postgres: PostgresServer,
     redis_standalone: RedisServer,
 ) -> None:
-    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    _core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
-    create_secret(core, namespace, postgres.password)
     manifest = stack_manifest("held", namespace, postgres=postgres, redis=redis_standalone)
-    apply_ok(control_plane, manifest)
-    wait_for(lambda: is_ready(get_stack(custom, namespace, "held")), timeout=90, what="Ready")
+    ready_stack(control_plane, api_client, manifest, password=postgres.password)
 
     paused = copy.deepcopy(manifest)
     paused["spec"]["paused"] = True
@@ -52,9 +50,4 @@ def test_paused_stack_keeps_children_and_reports_paused(
         what="status to say Paused",
     )
     assert stack["status"]["observedGeneration"] == stack["metadata"]["generation"]
-    image = (
-        apps.read_namespaced_deployment("held-api", namespace)
-        .spec.template.spec.containers[0]
-        .image
-    )
-    assert image == "example.invalid/workloads:1"
+    assert image(apps, namespace, "held-api") == "example.invalid/workloads:1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -11,33 +10,17 @@ from kubernetes import client
 from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer, RedisServer
-from harness.stacks import apply_ok, create_secret, get_stack, is_ready, stack_manifest, wait_for
+from harness.stacks import (
+    apply_ok,
+    generations,
+    image,
+    ready_stack,
+    stack_manifest,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 HASH = "retention.dev/config-hash"
-
-
-def _generations(apps: client.AppsV1Api, namespace: str) -> dict[str, int]:
-    """metadata.generation per Deployment: it moves on spec changes only, not on status."""
-    return {
-        d.metadata.name: d.metadata.generation
-        for d in apps.list_namespaced_deployment(namespace).items
-    }
-
-
-def _ready_stack(
-    cp: ControlPlane,
-    api_client: client.ApiClient,
-    namespace: str,
-    postgres: PostgresServer,
-    redis: RedisServer,
-) -> dict[str, Any]:
-    create_secret(client.CoreV1Api(api_client), namespace, postgres.password)
-    manifest = stack_manifest("app", namespace, postgres=postgres, redis=redis)
-    apply_ok(cp, manifest)
-    custom = client.CustomObjectsApi(api_client)
-    wait_for(lambda: is_ready(get_stack(custom, namespace, "app")), timeout=90, what="Ready")
-    return manifest
 
 
 def test_api_image_change_rolls_only_the_api(
@@ -49,23 +32,19 @@ def test_api_image_change_rolls_only_the_api(
     redis_standalone: RedisServer,
 ) -> None:
     apps = client.AppsV1Api(api_client)
-    manifest = _ready_stack(control_plane, api_client, namespace, postgres, redis_standalone)
-    before = _generations(apps, namespace)
+    manifest = stack_manifest("app", namespace, postgres=postgres, redis=redis_standalone)
+    ready_stack(control_plane, api_client, manifest, password=postgres.password)
+    before = generations(apps, namespace)
     changed = copy.deepcopy(manifest)
     changed["spec"]["api"]["image"] = "example.invalid/workloads:2"
     apply_ok(control_plane, changed)
 
     wait_for(
-        lambda: (
-            apps.read_namespaced_deployment("app-api", namespace)
-            .spec.template.spec.containers[0]
-            .image
-            == "example.invalid/workloads:2"
-        ),
+        lambda: image(apps, namespace, "app-api") == "example.invalid/workloads:2",
         timeout=60,
         what="the API Deployment to carry the new image",
     )
-    after = _generations(apps, namespace)
+    after = generations(apps, namespace)
     assert after["app-api"] != before["app-api"]
     assert after["app-workers"] == before["app-workers"]
     assert after["app-pgbouncer"] == before["app-pgbouncer"]
@@ -80,7 +59,8 @@ def test_pgbouncer_setting_changes_config_hash_and_rolls_its_pods(
     redis_standalone: RedisServer,
 ) -> None:
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    manifest = _ready_stack(control_plane, api_client, namespace, postgres, redis_standalone)
+    manifest = stack_manifest("app", namespace, postgres=postgres, redis=redis_standalone)
+    ready_stack(control_plane, api_client, manifest, password=postgres.password)
     deployment = apps.read_namespaced_deployment("app-pgbouncer", namespace)
     old_hash = deployment.spec.template.metadata.annotations[HASH]
     old_pods = {
@@ -129,7 +109,8 @@ def test_replicas_set_by_the_autoscaler_survive_a_spec_change(
     redis_standalone: RedisServer,
 ) -> None:
     apps = client.AppsV1Api(api_client)
-    manifest = _ready_stack(control_plane, api_client, namespace, postgres, redis_standalone)
+    manifest = stack_manifest("app", namespace, postgres=postgres, redis=redis_standalone)
+    ready_stack(control_plane, api_client, manifest, password=postgres.password)
     patch = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -149,12 +130,7 @@ def test_replicas_set_by_the_autoscaler_survive_a_spec_change(
     changed["spec"]["api"]["minReplicas"] = 3
     apply_ok(control_plane, changed)
     wait_for(
-        lambda: (
-            apps.read_namespaced_deployment("app-api", namespace)
-            .spec.template.spec.containers[0]
-            .image
-            == "example.invalid/workloads:3"
-        ),
+        lambda: image(apps, namespace, "app-api") == "example.invalid/workloads:3",
         timeout=60,
         what="the new image",
     )
