@@ -294,6 +294,22 @@ _FALLBACK_REPLICAS_DOC = (
 )
 
 
+class ScaleUp(_Model):
+    """How fast replicas may grow: within any periodSeconds, to at most the larger of
+    start x (1 + percent/100) and start + pods (the HPA's selectPolicy Max)."""
+
+    percent: int = Field(
+        default=300, ge=1, le=10_000, description="Growth per period, in percent of the start."
+    )
+    pods: int = Field(default=4, ge=1, le=1000, description="Growth per period, in pods.")
+    period_seconds: int = Field(
+        default=15, ge=1, le=3600, description="Length of the period, in seconds."
+    )
+
+
+_SCALE_UP_DOC = "Rate limit of scaling up (the larger of the two limits applies)."
+
+
 class ApiAutoscaling(_Model):
     """How the API scales on its p95 request latency read from Prometheus."""
 
@@ -306,6 +322,11 @@ class ApiAutoscaling(_Model):
         ge=0,
         le=3600,
         description="Scale down only to the highest recommendation of this many seconds.",
+    )
+    scale_up: ScaleUp = Field(
+        default_factory=ScaleUp,
+        description=_SCALE_UP_DOC,
+        json_schema_extra={"default": _defaults(ScaleUp)},
     )
     fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | SkipJsonSchema[None] = Field(
         default=None, description=_FALLBACK_REPLICAS_DOC
@@ -370,6 +391,11 @@ class WorkersAutoscaling(_Model):
         ge=1,
         le=1_000_000_000,
         description="Backlog at or above which the workers scale from zero to one.",
+    )
+    scale_up: ScaleUp = Field(
+        default_factory=ScaleUp,
+        description=_SCALE_UP_DOC,
+        json_schema_extra={"default": _defaults(ScaleUp)},
     )
     fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | SkipJsonSchema[None] = Field(
         default=None, description=_FALLBACK_REPLICAS_DOC

@@ -8,11 +8,11 @@ password is passed in by the caller, which reads it from the Secret.
 
 from __future__ import annotations
 
-from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
+from retention_operator.autoscaling.config import ApiPolicyConfig, ScaleUpLimit, WorkerPolicyConfig
 from retention_operator.autoscaling.signals import QueueRef, RedisEndpoint
 from retention_operator.builders import naming
 from retention_operator.builders.env import queue_stream
-from retention_operator.model import KeySelector, RetentionStack
+from retention_operator.model import KeySelector, RetentionStack, ScaleUp
 
 
 def api_config(stack: RetentionStack) -> ApiPolicyConfig:
@@ -27,7 +27,12 @@ def api_config(stack: RetentionStack) -> ApiPolicyConfig:
         scale_down_stabilization_seconds=auto.scale_down_stabilization_seconds,
         fallback_replicas=auto.fallback_replicas,
         fallback_after_failed_ticks=auto.fallback_after_failed_ticks,
+        scale_up=_scale_up(auto.scale_up),
     )
+
+
+def _scale_up(spec: ScaleUp) -> ScaleUpLimit:
+    return ScaleUpLimit(percent=spec.percent, pods=spec.pods, period_seconds=spec.period_seconds)
 
 
 def worker_config(stack: RetentionStack) -> WorkerPolicyConfig:
@@ -46,6 +51,7 @@ def worker_config(stack: RetentionStack) -> WorkerPolicyConfig:
         fallback_replicas=auto.fallback_replicas,
         fallback_after_failed_ticks=auto.fallback_after_failed_ticks,
         jobs_per_worker_per_second=auto.jobs_per_worker_per_second,
+        scale_up=_scale_up(auto.scale_up),
     )
 
 
