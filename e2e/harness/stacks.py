@@ -185,13 +185,11 @@ def ready_stack(
 
 def image(apps: client.AppsV1Api, namespace: str, deployment: str) -> str:
     """The image of a Deployment's first container."""
-    spec = apps.read_namespaced_deployment(deployment, namespace).spec
-    return str(spec.template.spec.containers[0].image)
+    found: Any = apps.read_namespaced_deployment(deployment, namespace)
+    return str(found.spec.template.spec.containers[0].image)
 
 
 def generations(apps: client.AppsV1Api, namespace: str) -> dict[str, int]:
     """metadata.generation per Deployment: it moves on spec changes only, not on status."""
-    return {
-        d.metadata.name: d.metadata.generation
-        for d in apps.list_namespaced_deployment(namespace).items
-    }
+    items: list[Any] = apps.list_namespaced_deployment(namespace).items
+    return {str(d.metadata.name): int(d.metadata.generation) for d in items}
