@@ -116,16 +116,24 @@ def test_chart_permissions_are_enough_to_reconcile_and_scale_a_stack(
             timeout=60,
             what="status.autoscaling",
         )
-        refused = [
+        unauthenticated = [
             line
             for line in chart_operator.metrics_text().splitlines()
             if line.startswith("retention_operator_kube_requests_total")
-            and re.search(r'code="40[13]"', line)
+            and 'code="401"' in line
             and not line.endswith(" 0.0")
         ]
-        assert not refused, refused
+        assert not unauthenticated, unauthenticated
+        # A 403 can also come from a namespace another test is deleting ("unable
+        # to create new content in namespace ... because it is being terminated"),
+        # so look for RBAC's own wording: '<user> cannot <verb> resource ...'.
         log = chart_operator.proc.log_path.read_text() if chart_operator.proc else ""
-        assert "Forbidden" not in log and '"code": 403' not in log, log[-3000:]
+        denied = [
+            line
+            for line in log.splitlines()
+            if re.search(r"cannot (get|list|watch|create|patch|update) resource", line)
+        ]
+        assert not denied, denied[:5]
         assert stack["status"]["observedGeneration"] == stack["metadata"]["generation"]
     finally:
         chart_operator.stop()
