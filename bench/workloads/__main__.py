@@ -174,7 +174,9 @@ def bench_worker(
     env: dict[str, str], base: Path, postgres: Any, redis_server: Any, *, jobs: int
 ) -> dict[str, Any]:
     """Drain a backlog of ``jobs`` trivial jobs with one worker; return its rate."""
-    stream = contract.default_stream(env[contract.ENV_STACK_NAME])
+    stream = contract.default_stream(
+        env[contract.ENV_STACK_NAMESPACE], env[contract.ENV_STACK_NAME]
+    )
     ids = [uuid.uuid4() for _ in range(jobs)]
     now_ms = int(time.time() * 1000)
     with redis_server.client() as client:

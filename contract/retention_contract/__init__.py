@@ -75,13 +75,15 @@ DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL: Final = "postgresql://retention@127.0.0.1:6432/retention"
 
 
-def default_stream(stack: str) -> str:
-    """Return the job stream key of a stack.
+def default_stream(namespace: str, stack: str) -> str:
+    """Return the job stream key of the stack ``namespace/stack``.
 
-    The hash tag ``{stack}`` keeps the stream and its dead-letter stream in
+    The namespace is part of the key so that two stacks of the same name in
+    different namespaces never share a queue on one external Redis. The hash
+    tag ``{namespace/stack}`` keeps the stream and its dead-letter stream in
     one Redis Cluster slot, so both can be touched in one transaction.
     """
-    return f"{{{stack}}}:jobs"
+    return f"{{{namespace}/{stack}}}:jobs"
 
 
 def deadletter_stream(stream: str) -> str:

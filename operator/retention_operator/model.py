@@ -466,8 +466,8 @@ class QueueSpec(_Model):
 
     stream: Annotated[str, Field(min_length=1, max_length=256)] | SkipJsonSchema[None] = Field(
         default=None,
-        description="Stream key. Omit for '{<stack name>}:jobs'; the hash tag keeps the stream "
-        "and its dead-letter stream in one Redis Cluster slot.",
+        description="Stream key. Omit for '{<namespace>/<stack name>}:jobs'; the hash tag "
+        "keeps the stream and its dead-letter stream in one Redis Cluster slot.",
     )
     group: str = Field(
         default=DEFAULT_QUEUE_GROUP,

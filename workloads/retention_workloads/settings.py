@@ -57,10 +57,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if environ is None else environ
     stack = _text(env, contract.ENV_STACK_NAME, contract.DEFAULT_STACK_NAME)
-    stream = _text(env, contract.ENV_QUEUE_STREAM, contract.default_stream(stack))
+    namespace = _text(env, contract.ENV_STACK_NAMESPACE, contract.DEFAULT_STACK_NAMESPACE)
+    stream = _text(env, contract.ENV_QUEUE_STREAM, contract.default_stream(namespace, stack))
     return Settings(
         stack=stack,
-        namespace=_text(env, contract.ENV_STACK_NAMESPACE, contract.DEFAULT_STACK_NAMESPACE),
+        namespace=namespace,
         redis_url=_text(env, contract.ENV_REDIS_URL, contract.DEFAULT_REDIS_URL),
         redis_cluster=_flag(env, contract.ENV_REDIS_CLUSTER, default=False),
         redis_password=env.get(contract.ENV_REDIS_PASSWORD) or None,

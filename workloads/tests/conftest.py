@@ -80,7 +80,7 @@ class Workloads:
 
     @property
     def stream(self) -> str:
-        return contract.default_stream(self.stack)
+        return contract.default_stream("tests", self.stack)
 
     @property
     def deadletter(self) -> str:

@@ -11,7 +11,9 @@ from retention_workloads import settings
 def test_an_empty_environment_gives_the_documented_defaults():
     config = settings.load({})
     assert config.stack == contract.DEFAULT_STACK_NAME
-    assert config.stream == contract.default_stream(contract.DEFAULT_STACK_NAME)
+    assert config.stream == contract.default_stream(
+        contract.DEFAULT_STACK_NAMESPACE, contract.DEFAULT_STACK_NAME
+    )
     assert config.deadletter_stream == contract.deadletter_stream(config.stream)
     assert config.group == contract.DEFAULT_QUEUE_GROUP
     assert config.statement_cache_size == 0
@@ -23,8 +25,14 @@ def test_an_empty_environment_gives_the_documented_defaults():
 
 
 def test_the_stack_name_derives_the_stream_keys():
-    config = settings.load({contract.ENV_STACK_NAME: "shop", contract.ENV_REDIS_CLUSTER: "true"})
-    assert (config.stream, config.deadletter_stream) == ("{shop}:jobs", "{shop}:jobs:dead")
+    config = settings.load(
+        {
+            contract.ENV_STACK_NAME: "shop",
+            contract.ENV_STACK_NAMESPACE: "eu",
+            contract.ENV_REDIS_CLUSTER: "true",
+        }
+    )
+    assert (config.stream, config.deadletter_stream) == ("{eu/shop}:jobs", "{eu/shop}:jobs:dead")
     assert config.redis_cluster is True
 
 

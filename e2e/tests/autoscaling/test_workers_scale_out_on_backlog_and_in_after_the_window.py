@@ -53,7 +53,7 @@ def test_backlog_scales_workers_out_then_in_after_the_window(
     )
     apply_ok(control_plane, stack)
     wait_for(lambda: replicas(apps, namespace, "queue-workers") == 1, timeout=60, what="workers")
-    stream = contract.default_stream("queue")
+    stream = contract.default_stream(namespace, "queue")
     with redis_db.client() as conn:
         conn.xgroup_create(stream, GROUP, id="0", mkstream=True)
         # A quiet tick first, so the backlog's arrival is a change the loop sees.

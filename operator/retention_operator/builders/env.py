@@ -25,8 +25,8 @@ def _secret(name: str, secret: str, key: str) -> dict[str, Any]:
 
 
 def queue_stream(stack: RetentionStack) -> str:
-    """Return the stack's job stream key: the spec's, or ``{<stack>}:jobs``."""
-    return stack.spec.workers.queue.stream or contract.default_stream(stack.name)
+    """Return the stack's job stream key: the spec's, or ``{<namespace>/<stack>}:jobs``."""
+    return stack.spec.workers.queue.stream or contract.default_stream(stack.namespace, stack.name)
 
 
 def redis_env(stack: RetentionStack) -> EnvList:

@@ -110,8 +110,10 @@ async def test_one_query_and_one_round_trip_per_endpoint(
     with redis_db.client() as conn:
         for n in range(0, STACKS, 100):
             for i in range(n % 7 + 1):
-                conn.xadd(contract.default_stream(f"s{n}"), {"job": str(i)})
-            conn.xgroup_create(contract.default_stream(f"s{n}"), "workers", id="0")
+                conn.xadd(contract.default_stream(f"ns{n % NAMESPACES}", f"s{n}"), {"job": str(i)})
+            conn.xgroup_create(
+                contract.default_stream(f"ns{n % NAMESPACES}", f"s{n}"), "workers", id="0"
+            )
     settings = Settings(prometheus_url=prometheus.url, tick_seconds=5.0)
     loop = AutoscalingLoop(kube=kube, settings=settings, reader=SignalReader(timeout=5.0))
     for n in range(STACKS):

@@ -48,9 +48,9 @@ def test_connection_settings_come_from_the_contract(stack: RetentionStack) -> No
         "secretKeyRef": {"name": "pg-creds", "key": "password"}
     }
     assert env[contract.ENV_DB_STATEMENT_CACHE_SIZE]["value"] == "0"
-    assert env[contract.ENV_QUEUE_STREAM]["value"] == "{demo}:jobs"
+    assert env[contract.ENV_QUEUE_STREAM]["value"] == "{ns/demo}:jobs"
     assert env[contract.ENV_QUEUE_GROUP]["value"] == "workers"
-    assert env[contract.ENV_DEADLETTER_STREAM]["value"] == "{demo}:jobs:dead"
+    assert env[contract.ENV_DEADLETTER_STREAM]["value"] == "{ns/demo}:jobs:dead"
     assert env[contract.ENV_STACK_NAME]["value"] == "demo"
     assert env[contract.ENV_STACK_NAMESPACE]["value"] == "ns"
     assert env[contract.ENV_HTTP_PORT]["value"] == "8080"

@@ -16,7 +16,7 @@ def test_deployment_key_fields(stack: RetentionStack) -> None:
     assert container["command"] == ["retention-worker"]
     env = {entry["name"]: entry for entry in container["env"]}
     assert env[contract.ENV_METRICS_PORT]["value"] == "9090"
-    assert env[contract.ENV_QUEUE_STREAM]["value"] == "{demo}:jobs"
+    assert env[contract.ENV_QUEUE_STREAM]["value"] == "{ns/demo}:jobs"
     assert env[contract.ENV_REDIS_PASSWORD]["valueFrom"]["secretKeyRef"]["name"] == (
         "demo-redis-auth"
     )
