@@ -144,6 +144,20 @@ def decide(
     )
 
 
+def _guards(component: str, config: ApiPolicyConfig | WorkerPolicyConfig) -> _Guards:
+    """The bounds, window, rate limit and fallback both components share."""
+    return _Guards(
+        component=component,
+        low=config.min_replicas,
+        high=config.max_replicas,
+        window=config.scale_down_stabilization_seconds,
+        scale_up=config.scale_up,
+        fallback_replicas=config.fallback_replicas,
+        fallback_after=config.fallback_after_failed_ticks,
+        stale_after=config.stale_after_seconds,
+    )
+
+
 def decide_api(
     *,
     now: float,
@@ -154,16 +168,7 @@ def decide_api(
     paused: bool = False,
 ) -> Decision:
     """Decide the API's replicas from p95 latency and request rate (see :mod:`.api`)."""
-    guards = _Guards(
-        component="the API",
-        low=config.min_replicas,
-        high=config.max_replicas,
-        window=config.scale_down_stabilization_seconds,
-        scale_up=config.scale_up,
-        fallback_replicas=config.fallback_replicas,
-        fallback_after=config.fallback_after_failed_ticks,
-        stale_after=config.stale_after_seconds,
-    )
+    guards = _guards("the API", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
     if paused or not config.enabled:
         return _unchanged(guards, replicas, state, paused=paused)
@@ -203,16 +208,7 @@ def decide_workers(
     paused: bool = False,
 ) -> Decision:
     """Decide the workers' replicas from backlog and job rates (see :mod:`.workers`)."""
-    guards = _Guards(
-        component="the workers",
-        low=config.min_replicas,
-        high=config.max_replicas,
-        window=config.scale_down_stabilization_seconds,
-        scale_up=config.scale_up,
-        fallback_replicas=config.fallback_replicas,
-        fallback_after=config.fallback_after_failed_ticks,
-        stale_after=config.stale_after_seconds,
-    )
+    guards = _guards("the workers", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
     if paused or not config.enabled:
         return _unchanged(guards, replicas, state, paused=paused)
