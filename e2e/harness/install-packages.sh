@@ -4,7 +4,13 @@
 # any service the package starts on install is stopped again.
 set -euo pipefail
 
-want=(redis-server redis-tools postgresql pgbouncer prometheus lua5.4 openssl)
+# Servers the services tier starts, then what the real node and the image builds
+# need: containerd and runc (the runtime), the CNI plugins, iptables and conntrack
+# (kube-proxy), buildah and debootstrap (images without a Docker engine), and a
+# static libc for the pause image.
+want=(redis-server redis-tools postgresql pgbouncer prometheus lua5.4 openssl
+      containerd runc containernetworking-plugins iptables conntrack buildah debootstrap
+      libc6-dev gcc)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
