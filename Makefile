@@ -70,15 +70,15 @@ types: install ## mypy --strict on every package.
 
 .PHONY: unit
 unit: install ## Pure unit tests (no servers).
-	$(PYTEST) -m "not services and not e2e" -q
+	$(PYTEST) -m "not services and not e2e and not node" -q
 
 .PHONY: test-services
 test-services: install packages ## Tests against real Redis, PostgreSQL, PgBouncer and Prometheus.
-	$(PYTEST) -m "services and not e2e" -q
+	$(PYTEST) -m "services and not e2e and not node" -q
 
 .PHONY: e2e
 e2e: install packages tools ## End-to-end tests on the local control plane.
-	$(PYTEST) -m e2e -q
+	$(PYTEST) -m "e2e and not node" -q
 
 .PHONY: test
 test: install packages tools lint types unit test-services e2e ## Everything: install, lint, types, unit, services, e2e.
