@@ -78,6 +78,9 @@ install_plain() {
   log "$name $version: built"
 }
 
+# Sourced by a sibling script (build-gitops.sh) for the helpers above: build nothing.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
 build_etcd
 install_plain kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 # What Helm's own Makefile sets: its version, and the Kubernetes version it
