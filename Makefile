@@ -22,12 +22,20 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv with the project and its dev dependencies.
 
 .PHONY: packages
-packages: ## Install the Debian packages the tests run (redis, postgresql, pgbouncer, prometheus, lua) when missing.
+packages: ## Install the Debian packages the tests run (redis, postgresql, pgbouncer, prometheus, ...) when missing.
 	@bash e2e/harness/install-packages.sh
 
 .PHONY: tools
 tools: ## Build the control-plane binaries into a cache outside the repo; last line is BIN_DIR=<path>.
 	@bash e2e/controlplane/build.sh
+
+.PHONY: gitops-tools
+gitops-tools: ## Build the kstatus and Argo CD health checkers, helm-docs and ct into the cache; last line is BIN_DIR=<path>.
+	@bash e2e/controlplane/build-gitops.sh
+
+.PHONY: gitops-table
+gitops-table: install packages tools gitops-tools ## Record every status case with the real operator; rewrite docs/gitops.md's table and its fixtures.
+	@$(PY) -m harness gitops-table
 
 .PHONY: cluster-up
 cluster-up: install tools ## Start the local control plane (idempotent); last line is KUBECONFIG=<path>.
@@ -55,7 +63,7 @@ chart-lint: install tools ## helm lint the chart (default, full and namespaced v
 	$(PY) charts/retention-operator/hack/sync_crds.py --check
 
 .PHONY: chart-test
-chart-test: install tools ## Chart, RBAC, alert, dashboard, Argo CD health and kstatus tests (no cluster).
+chart-test: install tools gitops-tools ## Chart, RBAC, alert, dashboard, Argo CD health and kstatus tests (no cluster).
 	$(PYTEST) -m "not e2e" -q e2e/tests/chart
 
 .PHONY: lint
@@ -77,11 +85,11 @@ test-services: install packages ## Tests against real Redis, PostgreSQL, PgBounc
 	$(PYTEST) -m "services and not e2e and not node" -q
 
 .PHONY: e2e
-e2e: install packages tools ## End-to-end tests on the local control plane.
+e2e: install packages tools gitops-tools ## End-to-end tests on the local control plane.
 	$(PYTEST) -m "e2e and not node" -q
 
 .PHONY: test
-test: install packages tools lint types unit test-services e2e ## Everything: install, lint, types, unit, services, e2e.
+test: install packages tools gitops-tools lint types unit test-services e2e ## Everything: install, lint, types, unit, services, e2e.
 
 .PHONY: demo
 demo: install packages tools ## The main job: control plane, CRD, operator and the sample stack.

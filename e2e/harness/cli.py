@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import controlplane, demo
+from harness import controlplane, demo, gitops_record
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
@@ -38,6 +38,10 @@ def _demo_down(args: argparse.Namespace) -> int:
     return demo.down(Path(args.run_dir).resolve())
 
 
+def _gitops_table(args: argparse.Namespace) -> int:
+    return gitops_record.generate(check=args.check)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run one command; return the process exit code."""
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
@@ -53,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             "--run-dir", default=default, help="where state, logs and the kubeconfig live"
         )
         cmd.set_defaults(func=func)
+    table = sub.add_parser(
+        "gitops-table", help="record every status case and rewrite docs/gitops.md's table"
+    )
+    table.add_argument("--check", action="store_true", help="only say whether the doc is current")
+    table.set_defaults(func=_gitops_table)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -8,7 +8,7 @@ set -euo pipefail
 # need: containerd and runc (the runtime), the CNI plugins, iptables and conntrack
 # (kube-proxy), buildah and debootstrap (images without a Docker engine), and a
 # static libc for the pause image.
-want=(redis-server redis-tools postgresql pgbouncer prometheus lua5.4 openssl
+want=(redis-server redis-tools postgresql pgbouncer prometheus openssl
       containerd runc containernetworking-plugins iptables conntrack buildah debootstrap
       libc6-dev gcc)
 missing=()

@@ -1,262 +1,140 @@
-"""The Argo CD health check and kstatus read the stacks the real operator writes.
+"""Argo CD's health check and the kstatus library read the stacks the real operator writes.
 
-The fixture tests beside this file check docs/gitops.md's Lua and the kstatus
-rules on hand-written status; here the objects come from the control plane,
-written by the session's operator, and are read whole with the
-CustomObjectsApi, as Argo CD and Flux read them. Each test puts its stacks in
-its own namespace.
+The session's operator brings one stack into every case of docs/gitops.md's
+table (``harness.gitops_cases.record``, in a namespace of this module's own);
+the stacks are read whole from the API server, as Argo CD and Flux read
+them, and run through the gopher-lua runner and the kstatus library. The
+table in the doc must be exactly what they say. The recorder stops the
+operator for the two cases it must not see and starts it again.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 
 from harness.controlplane import ControlPlane
-from harness.kstatus import Status, compute
+from harness.gitops import argocd_health, kstatus
+from harness.gitops_cases import ABSENT_SECRET, record
+from harness.gitops_table import doc_table, render
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer, RedisServer
-from harness.stacks import (
-    SECRET,
-    apply_ok,
-    condition,
-    create_secret,
-    get_stack,
-    is_ready,
-    stack_manifest,
-    wait_for,
-)
+from harness.stacks import condition, get_stack, is_ready, wait_for
 
 pytestmark = pytest.mark.e2e
 
 Stack = dict[str, Any]
-ArgoHealth = Callable[[Stack], tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def module_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def cases(
+    control_plane: ControlPlane,
+    operator: OperatorProcess,
+    module_api: client.ApiClient,
+    postgres: PostgresServer,
+    redis_standalone: RedisServer,
+) -> Iterator[tuple[str, dict[str, Stack]]]:
+    """(namespace, case -> stack as the operator left it), recorded once for the module."""
+    namespace = f"gitops-cases-{uuid.uuid4().hex[:5]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    try:
+        yield (
+            namespace,
+            record(
+                control_plane,
+                module_api,
+                operator,
+                namespace,
+                postgres=postgres,
+                redis=redis_standalone,
+            ),
+        )
+    finally:
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def _explain(stack: Stack) -> str:
-    """What the operator wrote, for assertion messages."""
     status = stack.get("status") or {}
     conds = [
         f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
         for c in status.get("conditions") or []
     ]
     return (
-        f"generation={stack['metadata'].get('generation')} "
-        f"observedGeneration={status.get('observedGeneration')} "
-        f"paused={stack['spec'].get('paused')} conditions={conds}"
+        f"{stack['metadata']['name']}: generation={stack['metadata'].get('generation')} "
+        f"observedGeneration={status.get('observedGeneration')} conditions={conds}"
     )
 
 
-def _observed(stack: Stack) -> bool:
-    """The operator has written status for the stack's current generation."""
-    status = stack.get("status") or {}
-    return bool(
-        status.get("observedGeneration") == stack["metadata"]["generation"]
-        and condition(stack, "Ready")
-    )
-
-
-def _wait_stack(
-    custom: client.CustomObjectsApi,
-    namespace: str,
-    name: str,
-    predicate: Callable[[Stack], bool],
-    *,
-    what: str,
-    timeout: float = 90,
-) -> Stack:
-    stack: Stack = wait_for(
-        lambda: (s := get_stack(custom, namespace, name)) and predicate(s) and s,
-        timeout=timeout,
-        what=f"{name}: {what}",
-    )
-    return stack
-
-
-def _ready_stack(
-    control_plane: ControlPlane,
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    namespace: str,
-    name: str,
-    postgres: PostgresServer,
-    redis: RedisServer,
-) -> Stack:
-    """An external-Redis stack on the harness services, once it is Ready; returns its manifest."""
-    create_secret(core, namespace, postgres.password)
-    manifest = stack_manifest(name, namespace, postgres=postgres, redis=redis)
-    apply_ok(control_plane, manifest)
-    _wait_stack(custom, namespace, name, is_ready, what="Ready")
-    return manifest
-
-
-def test_a_new_stack_whose_children_are_starting_is_progressing(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-    api_client: client.ApiClient,
-    namespace: str,
-    postgres: PostgresServer,
-    argocd_health: ArgoHealth,
+def test_the_doc_table_is_what_the_tools_say_of_the_live_stacks(
+    cases: tuple[str, dict[str, Stack]],
 ) -> None:
-    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
-    create_secret(core, namespace, postgres.password)
-    # A managed Redis never forms on KWOK: the stack stays on its way to Ready.
-    apply_ok(
-        control_plane,
-        stack_manifest(
-            "starting", namespace, postgres=postgres, managed_redis=True, retain_on_delete=False
-        ),
-    )
-    stack = _wait_stack(custom, namespace, "starting", _observed, what="first status")
-    seen = _explain(stack)
-    assert condition(stack, "Ready")["status"] == "False", seen  # type: ignore[index]
-    assert condition(stack, "Reconciling")["status"] == "True", seen  # type: ignore[index]
-
-    status, message = argocd_health(stack)
-    assert status == "Progressing", f"{message} / {seen}"
-    assert message == condition(stack, "Reconciling")["message"]  # type: ignore[index]
-    assert compute(stack).status == Status.IN_PROGRESS, seen
+    _, stacks = cases
+    assert render(stacks) == doc_table(), "\n".join(_explain(s) for s in stacks.values())
 
 
-def test_a_ready_stack_is_healthy_and_current(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-    api_client: client.ApiClient,
-    namespace: str,
-    postgres: PostgresServer,
-    redis_standalone: RedisServer,
-    argocd_health: ArgoHealth,
+def test_a_stalled_stack_shows_the_operators_message_in_both(
+    cases: tuple[str, dict[str, Stack]],
 ) -> None:
-    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
-    _ready_stack(control_plane, custom, core, namespace, "serving", postgres, redis_standalone)
-    stack = get_stack(custom, namespace, "serving")
-    seen = _explain(stack)
-
-    status, message = argocd_health(stack)
-    assert (status, message) == ("Healthy", "all components are ready"), seen
-    assert compute(stack).status == Status.CURRENT, seen
+    namespace, stacks = cases
+    stack = stacks["stalled"]
+    (argo,), (flux,) = argocd_health([stack]), kstatus([stack])
+    secret = f"Secret {namespace}/{ABSENT_SECRET}"
+    assert argo.message.startswith(f"SecretNotFound: {secret}"), _explain(stack)
+    assert flux.message.startswith(secret), _explain(stack)
 
 
-def test_a_stack_without_its_secret_is_degraded_and_failed(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-    api_client: client.ApiClient,
-    namespace: str,
-    postgres: PostgresServer,
-    redis_standalone: RedisServer,
-    argocd_health: ArgoHealth,
+def test_a_starting_stack_shows_what_it_waits_for(cases: tuple[str, dict[str, Stack]]) -> None:
+    _, stacks = cases
+    for case in ("new", "paused-starting"):
+        stack = stacks[case]
+        ready = condition(stack, "Ready") or {}
+        waiting = condition(stack, "Reconciling") if case == "new" else ready
+        (argo,), (flux,) = argocd_health([stack]), kstatus([stack])
+        assert argo.message == (waiting or {}).get("message"), _explain(stack)
+        assert flux.message == ready.get("message"), _explain(stack)
+    assert (condition(stacks["paused-starting"], "Ready") or {})["message"].startswith(
+        "spec.paused is true: children are left as they are; "
+    )
+
+
+def test_an_unseen_spec_change_names_both_generations(
+    cases: tuple[str, dict[str, Stack]],
 ) -> None:
-    custom = client.CustomObjectsApi(api_client)
-    apply_ok(
-        control_plane,
-        stack_manifest("lonely", namespace, postgres=postgres, redis=redis_standalone),
-    )
-    stack = _wait_stack(
-        custom,
-        namespace,
-        "lonely",
-        lambda s: (condition(s, "Stalled") or {}).get("status") == "True",
-        what="Stalled=True",
-        timeout=60,
-    )
-    seen = _explain(stack)
-    assert condition(stack, "Stalled")["reason"] == "SecretNotFound", seen  # type: ignore[index]
-
-    status, message = argocd_health(stack)
-    assert status == "Degraded", f"{message} / {seen}"
-    assert message.startswith(f"SecretNotFound: Secret {namespace}/{SECRET}"), message
-    result = compute(stack)
-    assert result.status == Status.FAILED, seen
-    assert result.message.startswith(f"Secret {namespace}/{SECRET}"), result.message
-
-
-def test_a_paused_ready_stack_is_suspended_and_current(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-    api_client: client.ApiClient,
-    namespace: str,
-    postgres: PostgresServer,
-    redis_standalone: RedisServer,
-    argocd_health: ArgoHealth,
-) -> None:
-    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
-    manifest = _ready_stack(
-        control_plane, custom, core, namespace, "held", postgres, redis_standalone
-    )
-    paused = copy.deepcopy(manifest)
-    paused["spec"]["paused"] = True
-    apply_ok(control_plane, paused)
-    stack = _wait_stack(
-        custom,
-        namespace,
-        "held",
-        lambda s: _observed(s) and (condition(s, "Reconciling") or {}).get("reason") == "Paused",
-        what="Reconciling reason Paused",
-        timeout=60,
-    )
-    seen = _explain(stack)
-    assert condition(stack, "Ready")["status"] == "True", seen  # type: ignore[index]
-
-    status, message = argocd_health(stack)
-    assert status == "Suspended", f"{message} / {seen}"
-    assert message == "spec.paused is true: children are left as they are"
-    # kstatus has no notion of paused: Reconciling False, Stalled False, Ready True.
-    assert compute(stack).status == Status.CURRENT, seen
-
-
-def test_a_spec_change_the_operator_has_not_seen_is_progressing(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-    api_client: client.ApiClient,
-    namespace: str,
-    postgres: PostgresServer,
-    redis_standalone: RedisServer,
-    argocd_health: ArgoHealth,
-) -> None:
-    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
-    manifest = _ready_stack(
-        control_plane, custom, core, namespace, "moving", postgres, redis_standalone
-    )
-    changed = copy.deepcopy(manifest)
-    changed["spec"]["api"]["image"] = "example.invalid/workloads:2"
-    unseen = stack_manifest("unseen", namespace, postgres=postgres, redis=redis_standalone)
-
-    operator.stop()
-    try:
-        apply_ok(control_plane, changed)
-        apply_ok(control_plane, unseen)
-        stack = get_stack(custom, namespace, "moving")
-        fresh = get_stack(custom, namespace, "unseen")
-    finally:
-        operator.start()
-
-    seen = _explain(stack)
+    _, stacks = cases
+    stack = stacks["generation-ahead"]
     generation, observed = stack["metadata"]["generation"], stack["status"]["observedGeneration"]
-    assert generation > observed, seen
-    # The conditions still say Ready for the generation before.
-    assert condition(stack, "Ready")["status"] == "True", seen  # type: ignore[index]
-    status, message = argocd_health(stack)
-    assert status == "Progressing", f"{message} / {seen}"
-    assert f"generation {generation}" in message and f"observed {observed}" in message, message
-    result = compute(stack)
-    assert result.status == Status.IN_PROGRESS, seen
+    assert generation > observed, _explain(stack)
+    # The conditions still say Ready, for the generation before.
+    assert (condition(stack, "Ready") or {}).get("status") == "True", _explain(stack)
+    (argo,), (flux,) = argocd_health([stack]), kstatus([stack])
+    assert f"generation {generation} (last observed {observed})" in argo.message
     assert f"generation is {generation}, but latest observed generation is {observed}" in (
-        result.message
+        flux.message
     )
+    assert not stacks["unobserved"].get("status"), _explain(stacks["unobserved"])
 
-    # A stack the operator has never seen: no status at all. Argo CD waits;
-    # kstatus calls it Current, the reason a Flux Kustomization of stacks
-    # dependsOn the operator (docs/gitops.md).
-    assert not fresh.get("status"), _explain(fresh)
-    assert argocd_health(fresh)[0] == "Progressing"
-    assert compute(fresh).status == Status.CURRENT
 
-    # Once back, the operator catches up and both read the stacks as done.
-    for name in ("moving", "unseen"):
-        done = _wait_stack(custom, namespace, name, is_ready, what="Ready after the restart")
-        assert argocd_health(done)[0] == "Healthy", _explain(done)
-        assert compute(done).status == Status.CURRENT, _explain(done)
+def test_once_back_the_operator_catches_up_on_what_it_missed(
+    cases: tuple[str, dict[str, Stack]], module_api: client.ApiClient
+) -> None:
+    namespace, _ = cases
+    custom = client.CustomObjectsApi(module_api)
+    for name in ("generation-ahead", "unobserved"):
+        done: Stack = wait_for(
+            lambda n=name: (s := get_stack(custom, namespace, n)) and is_ready(s) and s,
+            timeout=90,
+            what=f"{name} Ready after the operator came back",
+        )
+        (argo,), (flux,) = argocd_health([done]), kstatus([done])
+        assert (argo.status, flux.status) == ("Healthy", "Current"), _explain(done)

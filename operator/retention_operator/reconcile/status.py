@@ -106,8 +106,12 @@ def conditions(
         reconciling = ("False", REASON_STALLED, "waiting for the problem to be fixed")
         stalled = ("True", problem.reason, problem.message)
     elif paused:
-        state = "True" if not waiting else "False"
-        ready = (state, REASON_PAUSED, "spec.paused is true: children are left as they are")
+        # Paused reports the children's real readiness: Ready True only while
+        # they are ready, so kstatus (Flux) calls a paused stack Current exactly
+        # then, and InProgress, with what waits, otherwise.
+        left = "spec.paused is true: children are left as they are"
+        state, message = ("False", "; ".join([left, *waiting])) if waiting else ("True", left)
+        ready = (state, REASON_PAUSED, message)
         reconciling = ("False", REASON_PAUSED, "spec.paused is true")
         stalled = ("False", REASON_PAUSED, "")
     elif waiting:

@@ -66,6 +66,27 @@ def test_paused_is_reported_on_ready_and_reconciling() -> None:
     assert conds["Ready"]["reason"] == "Paused"
 
 
+def test_paused_reports_the_childrens_real_readiness() -> None:
+    """Ready True only while the children are ready; otherwise False saying what waits."""
+    ready = _conditions(
+        status_patch(previous={}, generation=1, components=READY, problem=None, paused=True, now=T0)
+    )
+    assert (ready["Ready"]["status"], ready["Reconciling"]["status"]) == ("True", "False")
+    waiting = {**READY, "api": ComponentHealth(2, 1, "Deployment x-api: 1/2 replicas ready")}
+    conds = _conditions(
+        status_patch(
+            previous={}, generation=1, components=waiting, problem=None, paused=True, now=T0
+        )
+    )
+    assert conds["Ready"]["status"] == "False"
+    assert conds["Ready"]["message"] == (
+        "spec.paused is true: children are left as they are; Deployment x-api: 1/2 replicas ready"
+    )
+    # Nothing is in progress: the operator acts on nothing while paused.
+    assert conds["Reconciling"]["status"] == "False"
+    assert conds["Stalled"]["status"] == "False"
+
+
 def test_transition_time_moves_only_when_the_status_changes() -> None:
     first = status_patch(
         previous={}, generation=1, components=READY, problem=None, paused=False, now=T0
