@@ -55,12 +55,22 @@ chart-crds: install ## Copy crds/retention.dev_retentionstacks.yaml into the cha
 	$(PY) charts/retention-operator/hack/sync_crds.py --write
 
 .PHONY: chart-lint
-chart-lint: install tools ## helm lint the chart (default, full and namespaced values) and check its CRD copy.
+chart-lint: install tools gitops-tools ## helm lint and ct lint the chart, check its CRD copy and that its README is current.
 	@helm=$$(bash e2e/controlplane/build.sh | tail -1 | cut -d= -f2)/helm; \
 	for v in "" ci/full-values.yaml ci/namespaced-values.yaml; do \
 	  $$helm lint --strict --kube-version 1.34.0 charts/retention-operator $${v:+-f charts/retention-operator/$$v} || exit 1; \
-	done
+	done; \
+	gitops=$$(bash e2e/controlplane/build-gitops.sh | tail -1 | cut -d= -f2); \
+	PATH=$$(dirname $$helm):$(CURDIR)/$(VENV)/bin:$$PATH $$gitops/ct lint --config charts/ct.yaml \
+	  --chart-yaml-schema $$gitops/ct-etc/chart_schema.yaml --lint-conf $$gitops/ct-etc/lintconf.yaml; \
+	$$gitops/helm-docs --chart-search-root charts/retention-operator --sort-values-order file --dry-run \
+	  | diff -u charts/retention-operator/README.md - || { echo "README.md is out of date: make chart-docs"; exit 1; }
 	$(PY) charts/retention-operator/hack/sync_crds.py --check
+
+.PHONY: chart-docs
+chart-docs: gitops-tools ## Regenerate the chart's README.md from README.md.gotmpl, Chart.yaml and values.yaml (helm-docs).
+	@gitops=$$(bash e2e/controlplane/build-gitops.sh | tail -1 | cut -d= -f2); \
+	$$gitops/helm-docs --chart-search-root charts/retention-operator --sort-values-order file
 
 .PHONY: chart-test
 chart-test: install tools gitops-tools ## Chart, RBAC, alert, dashboard, Argo CD health and kstatus tests (no cluster).

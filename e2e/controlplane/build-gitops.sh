@@ -79,7 +79,7 @@ build_prometheus_operator() {
 
 build_checkers
 install_plain helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "$HELM_DOCS_VERSION" \
-  "-s -w -X main.version=$HELM_DOCS_VERSION"
+  "-s -w -X main.version=${HELM_DOCS_VERSION#v}"
 build_chart_testing
 for extra in "$@"; do
   case $extra in

@@ -37,10 +37,19 @@ app.kubernetes.io/component: operator
 
 {{/* Labels on every object of the chart. */}}
 {{- define "retention-operator.labels" -}}
-helm.sh/chart: {{ include "retention-operator.chart" . }}
-{{ include "retention-operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{ include "retention-operator.componentLabels" (list . "operator") }}
+{{- end }}
+
+{{/* The same labels for another component: (list $ "test"). Its pods are
+not selected by the operator's selector labels. */}}
+{{- define "retention-operator.componentLabels" -}}
+{{- $ := index . 0 -}}
+helm.sh/chart: {{ include "retention-operator.chart" $ }}
+app.kubernetes.io/name: {{ include "retention-operator.name" $ }}
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+app.kubernetes.io/version: {{ $.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $.Release.Service }}
 app.kubernetes.io/part-of: retention-stack
 {{- end }}
 

@@ -51,6 +51,8 @@ def test_default_values_render_a_standalone_operator(render: Callable[..., list[
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
+        "Pod",
+        "Service",
         "ServiceAccount",
     ]
     deployment = _one(manifests, "Deployment")
@@ -100,6 +102,7 @@ def test_full_values_render_every_optional_part(render: Callable[..., list[Manif
         "ClusterRoleBinding",
         "ConfigMap",
         "CustomResourceDefinition",
+        "Pod",
         "PodMonitor",
         "PrometheusRule",
         "Service",
