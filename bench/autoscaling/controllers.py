@@ -2,8 +2,9 @@
 
 Each controller is called every plant step with a :class:`View` of what the
 cluster, Redis and Prometheus show at that moment, and returns the desired API
-and worker replicas. ``retention`` runs :func:`retention_operator.autoscaling.policy.decide`
-(the operator's own code) every 5 s; ``hpa`` runs the HPA every 15 s; ``keda``
+and worker replicas. ``retention`` runs the operator's own policy
+(:mod:`retention_operator.autoscaling.policy`: ``decide_api`` and ``decide_workers``)
+every 5 s; ``hpa`` runs the HPA every 15 s; ``keda``
 polls every 30 s and feeds the HPA, which syncs every 15 s.
 """
 
@@ -12,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bench.autoscaling.plant import PlantConfig, Scrape, is_multiple
-from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
-from retention_operator.autoscaling.hpa import (
+from bench.autoscaling.hpa import (
     AverageValueTarget,
     HpaConfig,
     HpaState,
@@ -26,7 +25,9 @@ from retention_operator.autoscaling.hpa import (
     keda_metric,
     keda_poll,
 )
-from retention_operator.autoscaling.policy import decide
+from bench.autoscaling.plant import PlantConfig, Scrape, is_multiple
+from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
+from retention_operator.autoscaling.policy import decide_api, decide_workers
 from retention_operator.autoscaling.samples import (
     ApiSample,
     Replicas,
@@ -78,7 +79,7 @@ def list_length(plant: PlantConfig) -> float:
 
 
 class Retention:
-    """The operator's policy, :func:`decide`, every :data:`RETENTION_TICK_S`."""
+    """The operator's policy (``decide_api``, ``decide_workers``) every :data:`RETENTION_TICK_S`."""
 
     name = "retention"
 
@@ -116,14 +117,14 @@ class Retention:
                 completed_total=view.completed_total,
             )
         )
-        api = decide(
+        api = decide_api(
             now=view.now,
             replicas=Replicas(desired=view.api.desired, ready=view.api.ready),
             history=self.api_history,
             config=self.api_config,
             state=self.api_state,
         )
-        workers = decide(
+        workers = decide_workers(
             now=view.now,
             replicas=Replicas(desired=view.workers.desired, ready=view.workers.ready),
             history=self.worker_history,

@@ -311,30 +311,27 @@ _SCALE_UP_DOC = "Rate limit of scaling up (the larger of the two limits applies)
 FallbackReplicas = Annotated[int, Field(ge=0, le=1000)] | SkipJsonSchema[None]
 
 
-# The fields both components' autoscaling share; each call makes a new Field.
-def _stabilization_field(default: int) -> Any:
-    return Field(
-        default=default,
+StabilizationSeconds = Annotated[
+    int,
+    Field(
         ge=0,
         le=3600,
         description="Scale down only to the highest recommendation of this many seconds.",
-    )
+    ),
+]
+"""``scaleDownStabilizationSeconds``: each component declares it with its own default."""
 
 
-def _scale_up_field() -> Any:
-    return Field(
+class _Scaling(_Model):
+    """The scaling fields both components' autoscaling share (the policy's ScalingConfig)."""
+
+    scale_up: ScaleUp = Field(
         default_factory=ScaleUp,
         description=_SCALE_UP_DOC,
         json_schema_extra={"default": _defaults(ScaleUp)},
     )
-
-
-def _fallback_replicas_field() -> Any:
-    return Field(default=None, description=_FALLBACK_REPLICAS_DOC)
-
-
-def _fallback_after_field() -> Any:
-    return Field(
+    fallback_replicas: FallbackReplicas = Field(default=None, description=_FALLBACK_REPLICAS_DOC)
+    fallback_after_failed_ticks: int = Field(
         default=6,
         ge=1,
         le=1000,
@@ -342,17 +339,14 @@ def _fallback_after_field() -> Any:
     )
 
 
-class ApiAutoscaling(_Model):
+class ApiAutoscaling(_Scaling):
     """How the API scales on its p95 request latency read from Prometheus."""
 
     enabled: bool = Field(default=True, description="Scale the API on p95 latency.")
     target_p95_milliseconds: int = Field(
         default=200, ge=1, le=600_000, description="p95 request latency to hold, in milliseconds."
     )
-    scale_down_stabilization_seconds: int = _stabilization_field(180)
-    scale_up: ScaleUp = _scale_up_field()
-    fallback_replicas: FallbackReplicas = _fallback_replicas_field()
-    fallback_after_failed_ticks: int = _fallback_after_field()
+    scale_down_stabilization_seconds: StabilizationSeconds = 180
     prometheus_url: (
         Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^https?://")]
         | SkipJsonSchema[None]
@@ -372,7 +366,7 @@ _DRAIN_RULE = _cel(
 )
 
 
-class WorkersAutoscaling(_Model):
+class WorkersAutoscaling(_Scaling):
     """How the workers scale on the queue backlog (consumer-group lag + pending)."""
 
     model_config = ConfigDict(json_schema_extra=_validations(_DRAIN_RULE))
@@ -391,7 +385,7 @@ class WorkersAutoscaling(_Model):
         description="Time in which the workers should drain the current backlog, in seconds. "
         "At most targetQueueWaitSeconds.",
     )
-    scale_down_stabilization_seconds: int = _stabilization_field(120)
+    scale_down_stabilization_seconds: StabilizationSeconds = 120
     scale_to_zero: bool = Field(
         default=False,
         description="Scale to no workers while the backlog is below activationBacklog. "
@@ -403,9 +397,6 @@ class WorkersAutoscaling(_Model):
         le=1_000_000_000,
         description="Backlog at or above which the workers scale from zero to one.",
     )
-    scale_up: ScaleUp = _scale_up_field()
-    fallback_replicas: FallbackReplicas = _fallback_replicas_field()
-    fallback_after_failed_ticks: int = _fallback_after_field()
     jobs_per_worker_per_second: float = Field(
         default=100.0,
         gt=0,

@@ -3,15 +3,14 @@
 The loop builds these from a RetentionStack's spec; the simulator builds them
 directly. Field names are the snake_case of the CRD fields:
 
-* :class:`ApiPolicyConfig` mirrors ``spec.api.autoscaling`` plus
-  ``spec.api.minReplicas``/``maxReplicas``;
-* :class:`WorkerPolicyConfig` mirrors ``spec.workers.autoscaling`` plus
-  ``spec.workers.minReplicas``/``maxReplicas``.
+* :class:`ScalingConfig` holds what both components share, as the model's shared
+  block of scaling fields does;
+* :class:`ApiPolicyConfig` adds ``spec.api.autoscaling``'s own fields;
+* :class:`WorkerPolicyConfig` adds ``spec.workers.autoscaling``'s own fields.
 
-Fields that are not (yet) in the CRD carry a default that works everywhere:
-``max_scale_up_percent``, ``max_scale_up_pods``, ``scale_up_period_seconds``
-and ``stale_after_seconds``. Nothing here does I/O or validates a spec; the
-pydantic model and the CRD's CEL rules do that.
+``stale_after_seconds`` is not in the CRD; its defaults suit each signal's cadence.
+Nothing here does I/O or validates a spec; the pydantic model and the CRD's CEL
+rules do that.
 """
 
 from __future__ import annotations
@@ -31,44 +30,56 @@ class ScaleUpLimit:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ApiPolicyConfig:
-    """Scaling of the API on p95 latency (``spec.api.autoscaling`` and replica bounds).
+class ScalingConfig:
+    """The fields every scaled component shares (the CRD's shared block of scaling fields,
+    plus the component's ``minReplicas``/``maxReplicas``).
 
-    ``stale_after_seconds``: a Prometheus sample older than this counts as missing
-    (Prometheus scrapes every 15 s, so 45 s is three missed scrapes).
+    ``enabled`` False: replicas are only kept within [min, max]. Missing data holds the
+    replicas; after ``fallback_after_failed_ticks`` such ticks in a row they rise to
+    ``fallback_replicas`` if set. ``stale_after_seconds``: a sample older than this
+    counts as missing. Each component sets its own defaults below.
     """
 
     enabled: bool = True
-    min_replicas: int = 2
+    min_replicas: int = 1
     max_replicas: int = 10
-    target_p95_milliseconds: int = 200
-    scale_down_stabilization_seconds: int = 180
+    scale_down_stabilization_seconds: int = 120
+    scale_up: ScaleUpLimit = ScaleUpLimit()
     fallback_replicas: int | None = None
     fallback_after_failed_ticks: int = 6
-    scale_up: ScaleUpLimit = ScaleUpLimit()
-    stale_after_seconds: float = 45.0
+    stale_after_seconds: float = 20.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class WorkerPolicyConfig:
+class ApiPolicyConfig(ScalingConfig):
+    """Scaling of the API on p95 latency (``spec.api.autoscaling`` and replica bounds).
+
+    ``stale_after_seconds``: Prometheus scrapes every 15 s, so 45 s is three missed scrapes.
+    """
+
+    min_replicas: int = 2
+    max_replicas: int = 10
+    scale_down_stabilization_seconds: int = 180
+    stale_after_seconds: float = 45.0
+    target_p95_milliseconds: int = 200
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerPolicyConfig(ScalingConfig):
     """Scaling of the workers on drain time (``spec.workers.autoscaling`` and bounds).
 
     ``scale_to_zero`` requires ``min_replicas == 0`` (the CRD enforces it); from zero
     the workers wake when the backlog reaches ``activation_backlog``.
     ``jobs_per_worker_per_second`` is the prior throughput until one is measured.
-    ``stale_after_seconds``: a Redis sample older than this counts as missing.
+    ``stale_after_seconds``: Redis is read every tick, so 20 s is several missed reads.
     """
 
-    enabled: bool = True
     min_replicas: int = 1
     max_replicas: int = 20
+    scale_down_stabilization_seconds: int = 120
+    stale_after_seconds: float = 20.0
     target_queue_wait_seconds: int = 60
     target_drain_seconds: int = 30
-    scale_down_stabilization_seconds: int = 120
     scale_to_zero: bool = False
     activation_backlog: int = 1
-    fallback_replicas: int | None = None
-    fallback_after_failed_ticks: int = 6
     jobs_per_worker_per_second: float = 100.0
-    scale_up: ScaleUpLimit = ScaleUpLimit()
-    stale_after_seconds: float = 20.0

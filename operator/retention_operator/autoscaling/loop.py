@@ -31,33 +31,23 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, TypeVar
 
 import httpx
 import pydantic
 
 from retention_operator import names, telemetry
 from retention_operator.autoscaling import leadership, report, targets
-from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
-from retention_operator.autoscaling.limits import clamp
-from retention_operator.autoscaling.policy import decide, is_paused
-from retention_operator.autoscaling.rates import counter_rate
-from retention_operator.autoscaling.samples import (
-    ApiSample,
-    Replicas,
-    SignalHistory,
-    WorkerSample,
-)
+from retention_operator.autoscaling.components import API, WORKERS, Component, Readings
+from retention_operator.autoscaling.policy import is_paused
+from retention_operator.autoscaling.samples import ApiSample, Replicas, SignalHistory, WorkerSample
 from retention_operator.autoscaling.signals import (
-    LatencyReading,
-    QueueReading,
     QueueRef,
     RedisEndpoint,
     SignalReader,
     StackKey,
 )
-from retention_operator.autoscaling.state import Decision, PolicyState, direction_of
-from retention_operator.builders import naming
+from retention_operator.autoscaling.state import Decision, PolicyState
 from retention_operator.kube import KubeClient, KubeError, events
 from retention_operator.model import RetentionStack, stack_from_body
 from retention_operator.settings import Settings
@@ -65,7 +55,7 @@ from retention_operator.settings import Settings
 logger = logging.getLogger(__name__)
 
 Manifest = dict[str, Any]
-Component = Literal["api", "workers"]
+S = TypeVar("S", ApiSample, WorkerSample)
 
 # Drifting numbers in status are refreshed at most this often (see report.needs_write).
 STATUS_REFRESH_SECONDS = 30.0
@@ -76,15 +66,13 @@ CONCURRENCY = 16
 REASON_SCALED_UP = "ScaledUp"
 REASON_SCALED_DOWN = "ScaledDown"
 REASON_METRICS_UNAVAILABLE = "MetricsUnavailable"
-# Completion rate shown in status: over the policy's rate window.
-JOBS_RATE_WINDOW_SECONDS = 15.0
 
 
 @dataclass
-class _ComponentMemory:
+class _ComponentMemory(Generic[S]):
     """What one component of one stack carries from tick to tick."""
 
-    history: SignalHistory[Any] = field(default_factory=SignalHistory)
+    history: SignalHistory[S] = field(default_factory=SignalHistory)
     state: PolicyState | None = None
     missing_reported: bool = False
     last_scale_time: str | None = None
@@ -96,8 +84,8 @@ class _StackMemory:
 
     stack: RetentionStack
     annotations: dict[str, str]
-    api: _ComponentMemory = field(default_factory=_ComponentMemory)
-    workers: _ComponentMemory = field(default_factory=_ComponentMemory)
+    api: _ComponentMemory[ApiSample] = field(default_factory=_ComponentMemory)
+    workers: _ComponentMemory[WorkerSample] = field(default_factory=_ComponentMemory)
     written: Manifest = field(default_factory=dict)
     written_at: float = 0.0
 
@@ -111,6 +99,16 @@ class TickReport:
     status_writes: int
     errors: int
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """What every component of a stack sees this tick."""
+
+    now: float
+    paused: bool
+    readings: Readings
+    deployments: Mapping[tuple[str, str], Manifest]
 
 
 @dataclass
@@ -187,8 +185,8 @@ class AutoscalingLoop:
             # After a restart, carry on from what status says rather than from
             # nothing: a signal already reported missing is not reported again.
             stored = (written or {}).get("autoscaling") or {}
-            for component, own in (("api", memory.api), ("workers", memory.workers)):
-                seen = stored.get(component) or {}
+            for name, own in (("api", memory.api), ("workers", memory.workers)):
+                seen = stored.get(name) or {}
                 own.missing_reported = int(seen.get("failedTicks") or 0) > 0
                 own.last_scale_time = seen.get("lastScaleTime")
         else:
@@ -261,14 +259,14 @@ class AutoscalingLoop:
         semaphore = asyncio.Semaphore(CONCURRENCY)
 
         async def one(memory: _StackMemory) -> _Outcome:
+            readings = Readings(
+                queue=queue_readings.get(queue_of[_key(memory)]),
+                latency=latency_readings.get(_key(memory)),
+                has_prometheus=latency_of.get(_key(memory)) is not None,
+            )
             async with semaphore:
                 return await self._one_stack(
-                    memory,
-                    now=now,
-                    queue=queue_readings.get(queue_of[_key(memory)]),
-                    latency=latency_readings.get(_key(memory)),
-                    has_prometheus=latency_of.get(_key(memory)) is not None,
-                    deployments=deployments,
+                    memory, now=now, readings=readings, deployments=deployments
                 )
 
         outcomes = await asyncio.gather(*(one(memory) for memory in stacks))
@@ -365,9 +363,7 @@ class AutoscalingLoop:
         memory: _StackMemory,
         *,
         now: float,
-        queue: QueueReading | None,
-        latency: LatencyReading | None,
-        has_prometheus: bool,
+        readings: Readings,
         deployments: Mapping[tuple[str, str], Manifest],
     ) -> _Outcome:
         stack = memory.stack
@@ -375,27 +371,9 @@ class AutoscalingLoop:
         outcome = _Outcome()
         try:
             paused = is_paused(spec_paused=stack.spec.paused, annotations=memory.annotations)
-            api_block = await self._component(
-                memory,
-                "api",
-                now=now,
-                paused=paused,
-                deployment=deployments.get((stack.namespace, naming.api(stack.name))),
-                sample=_api_sample(latency, now=now),
-                missing_why=_latency_why(latency, has_prometheus=has_prometheus),
-                outcome=outcome,
-            )
-            worker_block = await self._component(
-                memory,
-                "workers",
-                now=now,
-                paused=paused,
-                deployment=deployments.get((stack.namespace, naming.workers(stack.name))),
-                sample=_worker_sample(queue, now=now),
-                missing_why=(queue.error if queue is not None else None) or "no queue reading",
-                outcome=outcome,
-                queue=queue,
-            )
+            tick = _Tick(now=now, paused=paused, readings=readings, deployments=deployments)
+            api_block = await self._component(memory, API, memory.api, tick, outcome)
+            worker_block = await self._component(memory, WORKERS, memory.workers, tick, outcome)
             if not paused and (api_block is not None or worker_block is not None):
                 wrote = await self._write_status(
                     memory, now=now, api=api_block, workers=worker_block
@@ -411,23 +389,19 @@ class AutoscalingLoop:
     async def _component(
         self,
         memory: _StackMemory,
-        component: Component,
-        *,
-        now: float,
-        paused: bool,
-        deployment: Manifest | None,
-        sample: ApiSample | WorkerSample,
-        missing_why: str,
+        component: Component[S],
+        own: _ComponentMemory[S],
+        tick: _Tick,
         outcome: _Outcome,
-        queue: QueueReading | None = None,
     ) -> Manifest | None:
-        """Decide one component and write its replicas; return its status block.
+        """Decide one component and carry the Decision out; return its status block.
 
         Returns None (and decides nothing) while its Deployment does not exist.
         """
         stack = memory.stack
-        own = memory.api if component == "api" else memory.workers
+        sample = component.sample(tick.readings, now=tick.now)
         own.history.append(sample)
+        deployment = tick.deployments.get((stack.namespace, component.deployment(stack)))
         if deployment is None:
             return None
         spec_replicas = deployment.get("spec", {}).get("replicas")
@@ -435,65 +409,44 @@ class AutoscalingLoop:
             desired=int(1 if spec_replicas is None else spec_replicas),
             ready=int(deployment.get("status", {}).get("readyReplicas") or 0),
         )
-        config: ApiPolicyConfig | WorkerPolicyConfig
-        if component == "api":
-            config = targets.api_config(stack)
-            decision = decide(
-                now=now,
-                replicas=replicas,
-                history=own.history,
-                config=config,
-                state=own.state,
-                paused=paused,
-            )
-        else:
-            config = targets.worker_config(stack)
-            decision = decide(
-                now=now,
-                replicas=replicas,
-                history=own.history,
-                config=config,
-                state=own.state,
-                paused=paused,
-            )
+        decision = component.decide(
+            now=tick.now,
+            replicas=replicas,
+            history=own.history,
+            stack=stack,
+            state=own.state,
+            paused=tick.paused,
+        )
         own.state = decision.state
-        if not config.enabled and not paused:
-            decision = _within_bounds(decision, replicas=replicas, config=config)
         telemetry.AUTOSCALER_DECISIONS.labels(
-            component=component, direction=decision.direction
+            component=component.name, direction=decision.direction
         ).inc()
-        telemetry.STACK_REPLICAS.labels(stack.namespace, stack.name, component).set(
+        telemetry.STACK_REPLICAS.labels(stack.namespace, stack.name, component.name).set(
             decision.desired
         )
-        if paused:
+        if decision.kind == "Paused":
             return None
         if decision.desired != replicas.desired:
             await self._scale(memory, component, decision)
-            own.last_scale_time = report.timestamp(now)
+            own.last_scale_time = report.timestamp(tick.now)
             outcome.replica_writes += 1
-        if config.enabled:
-            await self._report_missing(memory, own, sample, config, now=now, why=missing_why)
-        kind = report.decision_kind(
-            decision, enabled=config.enabled, fallback_replicas=config.fallback_replicas
-        )
-        metrics = (
-            report.api_metrics(p95_ms=sample.p95_ms, rps=sample.rps)
-            if isinstance(sample, ApiSample)
-            else _worker_metrics(own.history, queue)
-        )
+        if decision.kind != "Disabled":
+            await self._report_missing(memory, component, own, decision, tick.readings)
+        metrics = component.metrics(sample=sample, history=own.history, readings=tick.readings)
         return report.component_status(
-            decision=decision, kind=kind, last_scale_time=own.last_scale_time, metrics=metrics
+            decision=decision, last_scale_time=own.last_scale_time, metrics=metrics
         )
 
-    async def _scale(self, memory: _StackMemory, component: Component, decision: Decision) -> None:
+    async def _scale(
+        self, memory: _StackMemory, component: Component[S], decision: Decision
+    ) -> None:
         """Apply the new ``spec.replicas`` as the autoscaler and post ScaledUp/ScaledDown."""
         stack = memory.stack
-        name = naming.api(stack.name) if component == "api" else naming.workers(stack.name)
         await self._kube.apply(
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": name, "namespace": stack.namespace},
+                "metadata": {"name": component.deployment(stack), "namespace": stack.namespace},
                 "spec": {"replicas": decision.desired},
             },
             field_manager=names.AUTOSCALER_FIELD_MANAGER,
@@ -512,29 +465,21 @@ class AutoscalingLoop:
     async def _report_missing(
         self,
         memory: _StackMemory,
-        own: _ComponentMemory,
-        sample: ApiSample | WorkerSample,
-        config: ApiPolicyConfig | WorkerPolicyConfig,
-        *,
-        now: float,
-        why: str,
+        component: Component[S],
+        own: _ComponentMemory[S],
+        decision: Decision,
+        readings: Readings,
     ) -> None:
         """Post MetricsUnavailable once when a signal goes missing; re-arm when it is back."""
-        latest = own.history.latest()
-        usable = (
-            latest is not None
-            and _has_values(latest)
-            and now - latest.at <= config.stale_after_seconds
-        )
-        if usable:
+        if decision.missing is None:
             own.missing_reported = False
             return
         if own.missing_reported:
             return
         own.missing_reported = True
         stack = memory.stack
-        what = "p95 latency" if isinstance(sample, ApiSample) else "queue backlog"
-        message = f"No {what} for autoscaling, so replicas hold: {why}"
+        why = component.missing_why(readings)
+        message = f"No {component.signal} for autoscaling, so replicas hold: {why}"
         telemetry.stack_logger(logger, stack.namespace, stack.name).warning(message)
         await events.post(
             self._kube,
@@ -603,65 +548,3 @@ def _secret_value(secret: Manifest | None, item: str) -> str | None:
         return base64.b64decode(encoded).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
-
-
-def _api_sample(reading: LatencyReading | None, *, now: float) -> ApiSample:
-    return reading.sample() if reading is not None else ApiSample(at=now, p95_ms=None, rps=None)
-
-
-def _worker_sample(reading: QueueReading | None, *, now: float) -> WorkerSample:
-    if reading is None:
-        return WorkerSample(at=now, backlog=None, arrivals_total=None, completed_total=None)
-    return reading.sample()
-
-
-def _latency_why(reading: LatencyReading | None, *, has_prometheus: bool) -> str:
-    if not has_prometheus:
-        return (
-            "no Prometheus is configured (spec.api.autoscaling.prometheusUrl or the operator's "
-            "RETENTION_PROMETHEUS_URL)"
-        )
-    if reading is None or reading.error is None:
-        return "the latest Prometheus sample is too old"
-    return reading.error
-
-
-def _has_values(sample: ApiSample | WorkerSample) -> bool:
-    if isinstance(sample, ApiSample):
-        return sample.p95_ms is not None and sample.rps is not None
-    return sample.backlog is not None
-
-
-def _within_bounds(
-    decision: Decision, *, replicas: Replicas, config: ApiPolicyConfig | WorkerPolicyConfig
-) -> Decision:
-    """With autoscaling disabled, only bring replicas within [min, max]."""
-    desired = clamp(replicas.desired, low=config.min_replicas, high=config.max_replicas)
-    direction = direction_of(current=replicas.desired, desired=desired)
-    if direction == "none":
-        return decision
-    reason = (
-        f"Scaled to {desired} replicas from {replicas.desired}: autoscaling is disabled, "
-        f"and replicas are kept within [{config.min_replicas}, {config.max_replicas}]."
-    )
-    return Decision(
-        desired=desired,
-        reason=reason,
-        direction=direction,
-        recommendation=None,
-        state=decision.state,
-    )
-
-
-def _worker_metrics(history: SignalHistory[WorkerSample], queue: QueueReading | None) -> Manifest:
-    """The workers' status fields from this tick's reading and the completion rate."""
-    jobs = counter_rate(
-        history,
-        lambda s: s.completed_total,
-        window=JOBS_RATE_WINDOW_SECONDS,
-    )
-    if queue is None or queue.backlog is None:
-        return report.worker_metrics(backlog=None, lag=None, pending=None, jobs_per_second=jobs)
-    return report.worker_metrics(
-        backlog=queue.backlog, lag=queue.lag, pending=queue.pending, jobs_per_second=jobs
-    )

@@ -2,21 +2,22 @@
 
 Public API (the loop and the simulator code against it)::
 
-    decide(*, now, replicas, history, config, state=None, paused=False) -> Decision
     decide_api(*, now, replicas, history, config, state=None, paused=False) -> Decision
     decide_workers(*, now, replicas, history, config, state=None, paused=False) -> Decision
     is_paused(*, spec_paused, annotations) -> bool
 
-``decide`` picks the component by the type of ``config``: :class:`ApiPolicyConfig`
-with a ``SignalHistory[ApiSample]``, or :class:`WorkerPolicyConfig` with a
-``SignalHistory[WorkerSample]``. ``replicas`` is :class:`Replicas` (desired and
-ready), ``state`` what the previous Decision returned (None on the first tick).
-Nothing here does I/O, reads a clock or keeps globals: equal inputs give equal
-Decisions.
+``decide_api`` takes an :class:`ApiPolicyConfig` and a ``SignalHistory[ApiSample]``,
+``decide_workers`` a :class:`WorkerPolicyConfig` and a ``SignalHistory[WorkerSample]``.
+``replicas`` is :class:`Replicas` (desired and ready), ``state`` what the previous
+Decision returned (None on the first tick). Nothing here does I/O, reads a clock
+or keeps globals: equal inputs give equal Decisions. The Decision is the whole
+outcome: the replicas to set within the bounds, its kind (``lastDecision``), and
+the signal that was missing, if one was; callers only carry it out and report it.
 
 Every tick, in order:
 
-1. Paused or disabled: keep the current replicas, whatever they are.
+1. Paused: keep the current replicas, whatever they are. Disabled: only bring
+   them within min/max.
 2. Missing or stale data: keep the current replicas within min/max (never scale
    down); after ``fallback_after_failed_ticks`` such ticks in a row, raise to
    ``fallback_replicas`` if set (a fallback never lowers replicas either).
@@ -32,13 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import cast, overload
 
 from retention_operator import names
 from retention_operator.autoscaling import api, workers
 from retention_operator.autoscaling.config import (
     ApiPolicyConfig,
     ScaleUpLimit,
+    ScalingConfig,
     WorkerPolicyConfig,
 )
 from retention_operator.autoscaling.limits import clamp, limit_scale_up, stabilize_down
@@ -49,7 +50,14 @@ from retention_operator.autoscaling.samples import (
     SignalHistory,
     WorkerSample,
 )
-from retention_operator.autoscaling.state import Decision, PolicyState, direction_of
+from retention_operator.autoscaling.state import (
+    Decision,
+    Direction,
+    Kind,
+    PolicyState,
+    direction_of,
+    kind_of,
+)
 
 __all__ = [
     "ApiPolicyConfig",
@@ -58,10 +66,10 @@ __all__ = [
     "PolicyState",
     "Replicas",
     "ScaleUpLimit",
+    "ScalingConfig",
     "SignalHistory",
     "WorkerPolicyConfig",
     "WorkerSample",
-    "decide",
     "decide_api",
     "decide_workers",
     "is_paused",
@@ -73,89 +81,10 @@ RATE_WINDOW_SECONDS = 15.0
 SLOPE_LOOKBACK_SECONDS = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Guards:
-    """What both components share: names for reasons, bounds and limits."""
-
-    component: str
-    low: int
-    high: int
-    window: float
-    scale_up: ScaleUpLimit
-    fallback_replicas: int | None
-    fallback_after: int
-    stale_after: float
-
-
 def is_paused(*, spec_paused: bool, annotations: Mapping[str, str]) -> bool:
     """True if ``spec.paused`` is set or the autoscaling-paused annotation is ``"true"``."""
     value = annotations.get(names.ANNOTATION_AUTOSCALING_PAUSED, "")
     return spec_paused or value.strip().lower() == "true"
-
-
-@overload
-def decide(
-    *,
-    now: float,
-    replicas: Replicas,
-    history: SignalHistory[ApiSample],
-    config: ApiPolicyConfig,
-    state: PolicyState | None = None,
-    paused: bool = False,
-) -> Decision: ...
-@overload
-def decide(
-    *,
-    now: float,
-    replicas: Replicas,
-    history: SignalHistory[WorkerSample],
-    config: WorkerPolicyConfig,
-    state: PolicyState | None = None,
-    paused: bool = False,
-) -> Decision: ...
-def decide(
-    *,
-    now: float,
-    replicas: Replicas,
-    history: SignalHistory[ApiSample] | SignalHistory[WorkerSample],
-    config: ApiPolicyConfig | WorkerPolicyConfig,
-    state: PolicyState | None = None,
-    paused: bool = False,
-) -> Decision:
-    """Decide one component's replicas for this tick; see the module docstring."""
-    if isinstance(config, ApiPolicyConfig):
-        api_history = cast(SignalHistory[ApiSample], history)
-        return decide_api(
-            now=now,
-            replicas=replicas,
-            history=api_history,
-            config=config,
-            state=state,
-            paused=paused,
-        )
-    worker_history = cast(SignalHistory[WorkerSample], history)
-    return decide_workers(
-        now=now,
-        replicas=replicas,
-        history=worker_history,
-        config=config,
-        state=state,
-        paused=paused,
-    )
-
-
-def _guards(component: str, config: ApiPolicyConfig | WorkerPolicyConfig) -> _Guards:
-    """The bounds, window, rate limit and fallback both components share."""
-    return _Guards(
-        component=component,
-        low=config.min_replicas,
-        high=config.max_replicas,
-        window=config.scale_down_stabilization_seconds,
-        scale_up=config.scale_up,
-        fallback_replicas=config.fallback_replicas,
-        fallback_after=config.fallback_after_failed_ticks,
-        stale_after=config.stale_after_seconds,
-    )
 
 
 def decide_api(
@@ -168,20 +97,22 @@ def decide_api(
     paused: bool = False,
 ) -> Decision:
     """Decide the API's replicas from p95 latency and request rate (see :mod:`.api`)."""
-    guards = _guards("the API", config)
+    guards = _Guards("the API", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
     if paused or not config.enabled:
         return _unchanged(guards, replicas, state, paused=paused)
     latest = history.latest()
     if latest is None or latest.p95_ms is None or latest.rps is None:
-        return _missing(guards, now=now, replicas=replicas, state=state, what="p95 or request rate")
-    if now - latest.at > guards.stale_after:
-        return _missing(guards, now=now, replicas=replicas, state=state, what="fresh p95")
+        return _missing(guards, replicas=replicas, state=state, what="p95 or request rate")
+    if now - latest.at > config.stale_after_seconds:
+        return _missing(guards, replicas=replicas, state=state, what="fresh p95")
     target = float(config.target_p95_milliseconds)
     state = _learn_api(state, sample=latest, ready=replicas.ready, target=target)
     capacity = state.capacity
     if capacity is None or capacity <= 0:
-        return _missing(guards, now=now, replicas=replicas, state=state, what="API capacity")
+        # Signals are there but say nothing about capacity yet (an idle API): hold, as on
+        # missing data, without reporting a signal missing.
+        return _missing(guards, replicas=replicas, state=state, what="API capacity", signal=False)
     slope = gauge_slope(history, _rps, lookback=SLOPE_LOOKBACK_SECONDS)
     up_demand = api.demand_up(rps=latest.rps, slope=slope) + api.drain_demand(
         rps=latest.rps, p95_ms=latest.p95_ms, target_ms=target
@@ -208,15 +139,15 @@ def decide_workers(
     paused: bool = False,
 ) -> Decision:
     """Decide the workers' replicas from backlog and job rates (see :mod:`.workers`)."""
-    guards = _guards("the workers", config)
+    guards = _Guards("the workers", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
     if paused or not config.enabled:
         return _unchanged(guards, replicas, state, paused=paused)
     latest = history.latest()
     if latest is None or latest.backlog is None:
-        return _missing(guards, now=now, replicas=replicas, state=state, what="queue backlog")
-    if now - latest.at > guards.stale_after:
-        return _missing(guards, now=now, replicas=replicas, state=state, what="fresh backlog")
+        return _missing(guards, replicas=replicas, state=state, what="queue backlog")
+    if now - latest.at > config.stale_after_seconds:
+        return _missing(guards, replicas=replicas, state=state, what="fresh backlog")
     arrivals = counter_rate(history, _arrivals, window=RATE_WINDOW_SECONDS)
     state = _learn_workers(state, history=history, now=now, ready=replicas.ready, config=config)
     throughput = state.capacity or config.jobs_per_worker_per_second
@@ -250,37 +181,76 @@ def decide_workers(
 # --- Steps shared by both components -------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Guards:
+    """What both components share: the name in reasons and the shared scaling fields."""
+
+    component: str
+    config: ScalingConfig
+
+
 def _unchanged(
     guards: _Guards, replicas: Replicas, state: PolicyState, *, paused: bool
 ) -> Decision:
-    """Keep the current replicas untouched: paused or autoscaling disabled."""
-    why = "autoscaling is paused" if paused else "autoscaling is disabled"
+    """Paused: keep the current replicas untouched. Disabled: only bring them within
+    the bounds."""
+    current, config = replicas.desired, guards.config
+    if paused:
+        reason = f"Kept {guards.component} at {current} replicas: autoscaling is paused."
+        return _plain(current, reason, "none", state, kind="Paused")
+    desired = clamp(current, low=config.min_replicas, high=config.max_replicas)
+    direction = direction_of(current=current, desired=desired)
+    if direction == "none":
+        reason = f"Kept {guards.component} at {current} replicas: autoscaling is disabled."
+    else:
+        reason = (
+            f"Scaled to {desired} replicas from {current}: autoscaling is disabled, "
+            f"and replicas are kept within [{config.min_replicas}, {config.max_replicas}]."
+        )
+    return _plain(desired, reason, direction, state, kind="Disabled")
+
+
+def _plain(
+    desired: int, reason: str, direction: Direction, state: PolicyState, *, kind: Kind
+) -> Decision:
     return Decision(
-        desired=replicas.desired,
-        reason=f"Kept {guards.component} at {replicas.desired} replicas: {why}.",
-        direction="none",
+        desired=desired,
+        reason=reason,
+        direction=direction,
         recommendation=None,
         state=state,
+        kind=kind,
     )
 
 
 def _missing(
-    guards: _Guards, *, now: float, replicas: Replicas, state: PolicyState, what: str
+    guards: _Guards, *, replicas: Replicas, state: PolicyState, what: str, signal: bool = True
 ) -> Decision:
     """Hold on missing or stale data: never lower replicas; raise to the fallback after
-    enough failed ticks in a row; bring replicas within bounds."""
+    enough failed ticks in a row; bring replicas within bounds. ``signal``: whether a
+    signal was missing (False when the signals were there but could not be used)."""
+    config = guards.config
     failed = state.failed_ticks + 1
     state = replace(state, failed_ticks=failed)
-    held = clamp(replicas.desired, low=guards.low, high=guards.high)
-    fallback = guards.fallback_replicas
-    if fallback is not None and failed >= guards.fallback_after and fallback > held:
-        desired = clamp(fallback, low=guards.low, high=guards.high)
+    held = clamp(replicas.desired, low=config.min_replicas, high=config.max_replicas)
+    fallback = config.fallback_replicas
+    kind: Kind | None = None
+    if fallback is not None and failed >= config.fallback_after_failed_ticks and fallback > held:
+        desired = clamp(fallback, low=config.min_replicas, high=config.max_replicas)
         why = f"no {what} for {failed} ticks, so the fallback of {fallback} replicas applies"
+        kind = "Fallback"
     else:
         desired = held
         why = f"no {what} for {failed} ticks, and missing data never scales down"
     return _decision(
-        guards, replicas=replicas, desired=desired, recommendation=None, state=state, why=why
+        guards,
+        replicas=replicas,
+        desired=desired,
+        recommendation=None,
+        state=state,
+        why=why,
+        kind=kind,
+        missing=what if signal else None,
     )
 
 
@@ -294,6 +264,9 @@ def _settle(
     why: str,
 ) -> Decision:
     """Pass a recommendation through stabilization, the scale-up limit and bounds."""
+    config = guards.config
+    low, high = config.min_replicas, config.max_replicas
+    window = config.scale_down_stabilization_seconds
     current = replicas.desired
     # A fresh state (first tick, or an operator restart) counts the current replicas
     # as recommended now, so that a restart never scales down before a full window.
@@ -302,24 +275,24 @@ def _settle(
         now=now,
         recommendation=recommendation,
         current=current,
-        window=guards.window,
+        window=window,
         recommendations=history,
     )
     limited, scale_ups = limit_scale_up(
         now=now,
         desired=stabilized,
         current=current,
-        limit=guards.scale_up,
+        limit=config.scale_up,
         scale_ups=state.scale_ups,
     )
-    desired = clamp(limited, low=guards.low, high=guards.high)
+    desired = clamp(limited, low=low, high=high)
     notes = []
     if stabilized > recommendation:
-        notes.append(f"held by the {guards.window:.0f} s scale-down stabilization")
+        notes.append(f"held by the {window:.0f} s scale-down stabilization")
     if limited < stabilized:
         notes.append("limited by the scale-up rate")
     if desired != limited:
-        notes.append(f"bounded to [{guards.low}, {guards.high}]")
+        notes.append(f"bounded to [{low}, {high}]")
     suffix = f" ({'; '.join(notes)})" if notes else ""
     state = replace(state, failed_ticks=0, recommendations=recommendations, scale_ups=scale_ups)
     return _decision(
@@ -340,8 +313,11 @@ def _decision(
     recommendation: int | None,
     state: PolicyState,
     why: str,
+    kind: Kind | None = None,
+    missing: str | None = None,
 ) -> Decision:
-    """Word the Decision: one sentence naming the component, the change and why."""
+    """Word the Decision: one sentence naming the component, the change and why.
+    ``kind`` None: the kind of the change (a scale up, down, or a hold)."""
     current = replicas.desired
     direction = direction_of(current=current, desired=desired)
     if direction == "none":
@@ -354,6 +330,8 @@ def _decision(
         direction=direction,
         recommendation=recommendation,
         state=state,
+        kind=kind or kind_of(direction),
+        missing=missing,
     )
 
 

@@ -17,12 +17,6 @@ from retention_operator.autoscaling.state import Decision
 
 Manifest = dict[str, Any]
 
-DECISION_SCALE_UP = "ScaleUp"
-DECISION_SCALE_DOWN = "ScaleDown"
-DECISION_HOLD = "Hold"
-DECISION_FALLBACK = "Fallback"
-DECISION_DISABLED = "Disabled"
-
 # Fields whose value may change every tick; only their presence is material.
 _DRIFTING = frozenset(
     {
@@ -51,35 +45,15 @@ def timestamp(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def decision_kind(decision: Decision, *, enabled: bool, fallback_replicas: int | None) -> str:
-    """The one word of ``lastDecision`` for a Decision."""
-    if not enabled:
-        return DECISION_DISABLED
-    if (
-        decision.recommendation is None
-        and decision.direction == "up"
-        and decision.desired == fallback_replicas
-    ):
-        return DECISION_FALLBACK
-    if decision.direction == "up":
-        return DECISION_SCALE_UP
-    if decision.direction == "down":
-        return DECISION_SCALE_DOWN
-    return DECISION_HOLD
-
-
 def component_status(
-    *,
-    decision: Decision,
-    kind: str,
-    last_scale_time: str | None,
-    metrics: Manifest,
+    *, decision: Decision, last_scale_time: str | None, metrics: Manifest
 ) -> Manifest:
-    """One component's block of ``status.autoscaling`` (metric values None when missing)."""
+    """One component's block of ``status.autoscaling`` (metric values None when missing);
+    ``lastDecision`` is the Decision's own kind."""
     return {
         **metrics,
         "desiredReplicas": decision.desired,
-        "lastDecision": kind,
+        "lastDecision": decision.kind,
         "lastReason": decision.reason[:1024],
         "lastScaleTime": last_scale_time,
         "failedTicks": decision.state.failed_ticks,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["up", "down", "none"]
+Kind = Literal["ScaleUp", "ScaleDown", "Hold", "Fallback", "Disabled", "Paused"]
+"""What kind of decision a tick made; ``status.autoscaling.<component>.lastDecision``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,10 @@ class Decision:
     ``direction``: ``up``, ``down`` or ``none`` relative to the current desired
     replicas. ``recommendation``: what the model asked for before rate limits,
     stabilization and bounds (None when it could not say, as on missing data).
-    ``state``: to pass to the next tick.
+    ``state``: to pass to the next tick. ``kind``: the decision's one word (a fallback,
+    a hold, a scale, disabled or paused), as ``lastDecision`` reports it.
+    ``missing``: the signal that was missing or stale this tick (for the
+    MetricsUnavailable warning), None when the signals were there.
     """
 
     desired: int
@@ -54,6 +59,17 @@ class Decision:
     direction: Direction
     recommendation: int | None
     state: PolicyState
+    kind: Kind
+    missing: str | None = None
+
+
+def kind_of(direction: Direction) -> Kind:
+    """The kind of a decision the model made: a scale up, a scale down or a hold."""
+    if direction == "up":
+        return "ScaleUp"
+    if direction == "down":
+        return "ScaleDown"
+    return "Hold"
 
 
 def direction_of(*, current: int, desired: int) -> Direction:

@@ -8,31 +8,27 @@ password is passed in by the caller, which reads it from the Secret.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from retention_operator.autoscaling.config import ApiPolicyConfig, ScaleUpLimit, WorkerPolicyConfig
 from retention_operator.autoscaling.signals import QueueRef, RedisEndpoint
 from retention_operator.builders import naming
 from retention_operator.builders.env import queue_stream
-from retention_operator.model import KeySelector, RetentionStack, ScaleUp
+from retention_operator.model import (
+    ApiAutoscaling,
+    KeySelector,
+    RetentionStack,
+    WorkersAutoscaling,
+)
 
 
 def api_config(stack: RetentionStack) -> ApiPolicyConfig:
     """The API's policy configuration from ``spec.api`` (bounds and autoscaling)."""
     api = stack.spec.api
-    auto = api.autoscaling
     return ApiPolicyConfig(
-        enabled=auto.enabled,
-        min_replicas=api.min_replicas,
-        max_replicas=api.max_replicas,
-        target_p95_milliseconds=auto.target_p95_milliseconds,
-        scale_down_stabilization_seconds=auto.scale_down_stabilization_seconds,
-        fallback_replicas=auto.fallback_replicas,
-        fallback_after_failed_ticks=auto.fallback_after_failed_ticks,
-        scale_up=_scale_up(auto.scale_up),
+        **_scaling(api.autoscaling, low=api.min_replicas, high=api.max_replicas),
+        target_p95_milliseconds=api.autoscaling.target_p95_milliseconds,
     )
-
-
-def _scale_up(spec: ScaleUp) -> ScaleUpLimit:
-    return ScaleUpLimit(percent=spec.percent, pods=spec.pods, period_seconds=spec.period_seconds)
 
 
 def worker_config(stack: RetentionStack) -> WorkerPolicyConfig:
@@ -40,18 +36,36 @@ def worker_config(stack: RetentionStack) -> WorkerPolicyConfig:
     workers = stack.spec.workers
     auto = workers.autoscaling
     return WorkerPolicyConfig(
-        enabled=auto.enabled,
-        min_replicas=workers.min_replicas,
-        max_replicas=workers.max_replicas,
+        **_scaling(auto, low=workers.min_replicas, high=workers.max_replicas),
         target_queue_wait_seconds=auto.target_queue_wait_seconds,
         target_drain_seconds=auto.target_drain_seconds,
-        scale_down_stabilization_seconds=auto.scale_down_stabilization_seconds,
         scale_to_zero=auto.scale_to_zero,
         activation_backlog=auto.activation_backlog,
+        jobs_per_worker_per_second=auto.jobs_per_worker_per_second,
+    )
+
+
+class _ScalingFields(TypedDict):
+    enabled: bool
+    min_replicas: int
+    max_replicas: int
+    scale_down_stabilization_seconds: int
+    scale_up: ScaleUpLimit
+    fallback_replicas: int | None
+    fallback_after_failed_ticks: int
+
+
+def _scaling(auto: ApiAutoscaling | WorkersAutoscaling, *, low: int, high: int) -> _ScalingFields:
+    """The shared block of scaling fields, from the spec's shared block and the bounds."""
+    up = auto.scale_up
+    return _ScalingFields(
+        enabled=auto.enabled,
+        min_replicas=low,
+        max_replicas=high,
+        scale_down_stabilization_seconds=auto.scale_down_stabilization_seconds,
+        scale_up=ScaleUpLimit(percent=up.percent, pods=up.pods, period_seconds=up.period_seconds),
         fallback_replicas=auto.fallback_replicas,
         fallback_after_failed_ticks=auto.fallback_after_failed_ticks,
-        jobs_per_worker_per_second=auto.jobs_per_worker_per_second,
-        scale_up=_scale_up(auto.scale_up),
     )
 
 

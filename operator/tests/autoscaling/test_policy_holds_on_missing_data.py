@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
-from retention_operator.autoscaling.policy import decide
+from retention_operator.autoscaling.policy import decide_api, decide_workers
 from retention_operator.autoscaling.samples import (
     ApiSample,
     Replicas,
@@ -24,7 +24,7 @@ def _workers(*samples: WorkerSample) -> SignalHistory[WorkerSample]:
 
 
 def test_no_samples_at_all_holds() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=100.0,
         replicas=Replicas(desired=7, ready=7),
         history=_workers(),
@@ -37,7 +37,7 @@ def test_no_samples_at_all_holds() -> None:
 
 def test_a_stale_sample_holds_even_if_it_says_the_queue_is_empty() -> None:
     history = _workers(WorkerSample(at=0.0, backlog=0, arrivals_total=0, completed_total=0))
-    decision = decide(
+    decision = decide_workers(
         now=100.0,
         replicas=Replicas(desired=7, ready=7),
         history=history,
@@ -49,7 +49,7 @@ def test_a_stale_sample_holds_even_if_it_says_the_queue_is_empty() -> None:
 def test_prometheus_returning_nothing_holds_the_api() -> None:
     history: SignalHistory[ApiSample] = SignalHistory()
     history.append(ApiSample(at=95.0, p95_ms=None, rps=None))
-    decision = decide(
+    decision = decide_api(
         now=100.0,
         replicas=Replicas(desired=9, ready=9),
         history=history,
@@ -63,7 +63,7 @@ def test_fallback_applies_after_the_failed_ticks_and_only_raises() -> None:
     state: PolicyState | None = None
     desired = []
     for tick in range(4):
-        decision = decide(
+        decision = decide_workers(
             now=float(tick * 5),
             replicas=Replicas(desired=2, ready=2),
             history=_workers(),
@@ -73,7 +73,7 @@ def test_fallback_applies_after_the_failed_ticks_and_only_raises() -> None:
         state = decision.state
         desired.append(decision.desired)
     assert desired == [2, 2, 6, 6]
-    higher = decide(
+    higher = decide_workers(
         now=30.0,
         replicas=Replicas(desired=9, ready=9),
         history=_workers(),
@@ -84,7 +84,7 @@ def test_fallback_applies_after_the_failed_ticks_and_only_raises() -> None:
 
 
 def test_a_good_sample_resets_the_failed_ticks() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=10.0,
         replicas=Replicas(desired=2, ready=2),
         history=_workers(WorkerSample(at=10.0, backlog=0, arrivals_total=0, completed_total=0)),
@@ -108,7 +108,7 @@ def test_missing_or_stale_data_never_scales_down(
         min_replicas=1, max_replicas=20, fallback_replicas=fallback, stale_after_seconds=20
     )
     history = _workers(WorkerSample(at=0.0, backlog=backlog, arrivals_total=0, completed_total=0))
-    decision = decide(
+    decision = decide_workers(
         now=age,
         replicas=Replicas(desired=desired, ready=desired),
         history=history,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from retention_operator import names
 from retention_operator.autoscaling.config import WorkerPolicyConfig
-from retention_operator.autoscaling.policy import decide, is_paused
+from retention_operator.autoscaling.policy import decide_workers, is_paused
 from retention_operator.autoscaling.samples import Replicas, SignalHistory, WorkerSample
 
 
@@ -16,7 +16,7 @@ def _busy() -> SignalHistory[WorkerSample]:
 
 
 def test_paused_keeps_replicas_even_outside_bounds() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=30.0,
         replicas=Replicas(desired=50, ready=50),
         history=_busy(),
@@ -28,7 +28,7 @@ def test_paused_keeps_replicas_even_outside_bounds() -> None:
 
 
 def test_disabled_keeps_replicas() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=30.0,
         replicas=Replicas(desired=1, ready=1),
         history=_busy(),

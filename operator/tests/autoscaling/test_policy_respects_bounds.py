@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retention_operator.autoscaling.config import ApiPolicyConfig, WorkerPolicyConfig
-from retention_operator.autoscaling.policy import decide
+from retention_operator.autoscaling.policy import decide_api, decide_workers
 from retention_operator.autoscaling.samples import (
     ApiSample,
     Replicas,
@@ -36,7 +36,7 @@ def test_workers_stay_within_bounds(
     history: SignalHistory[WorkerSample] = SignalHistory()
     for index, (backlog, arrivals, completed) in enumerate(samples):
         history.append(WorkerSample(index * 5.0, backlog, arrivals, completed))
-    decision = decide(
+    decision = decide_workers(
         now=len(samples) * 5.0,
         replicas=Replicas(desired=desired, ready=min(ready, desired)),
         history=history,
@@ -59,7 +59,7 @@ def test_api_stays_within_bounds(
     history: SignalHistory[ApiSample] = SignalHistory()
     for index, (p95, rps) in enumerate(samples):
         history.append(ApiSample(index * 15.0, p95, rps))
-    decision = decide(
+    decision = decide_api(
         now=len(samples) * 15.0,
         replicas=Replicas(desired=desired, ready=desired),
         history=history,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retention_operator.autoscaling.config import WorkerPolicyConfig
-from retention_operator.autoscaling.policy import decide
+from retention_operator.autoscaling.policy import decide_workers
 from retention_operator.autoscaling.samples import Replicas, SignalHistory, WorkerSample
 from retention_operator.autoscaling.state import PolicyState
 
@@ -22,7 +22,7 @@ def _steady(*, rate: float, backlog: float, done_rate: float, until: float = 60.
 def test_arrivals_and_backlog_set_the_count() -> None:
     # 250 jobs/s arriving and 3000 queued: (250 + 3000 / 30) / 100 = 3.5 -> 4 workers.
     history = _steady(rate=250, backlog=3000, done_rate=100)
-    decision = decide(
+    decision = decide_workers(
         now=60.0, replicas=Replicas(desired=1, ready=1), history=history, config=CONFIG
     )
     assert decision.desired == 4
@@ -33,7 +33,7 @@ def test_arrivals_and_backlog_set_the_count() -> None:
 def test_throughput_is_measured_while_workers_are_busy() -> None:
     # Two busy workers complete 100 jobs/s together: 50 each, not the 100 prior.
     history = _steady(rate=200, backlog=50_000, done_rate=100)
-    decision = decide(
+    decision = decide_workers(
         now=60.0,
         replicas=Replicas(desired=2, ready=2),
         history=history,
@@ -45,7 +45,7 @@ def test_throughput_is_measured_while_workers_are_busy() -> None:
 
 def test_idle_workers_do_not_lower_the_throughput() -> None:
     history = _steady(rate=20, backlog=0, done_rate=20)
-    decision = decide(
+    decision = decide_workers(
         now=60.0,
         replicas=Replicas(desired=2, ready=2),
         history=history,
@@ -58,7 +58,7 @@ def test_idle_workers_do_not_lower_the_throughput() -> None:
 def test_a_small_deficit_waits_for_the_backlog_term() -> None:
     # 205 jobs/s on 2 workers: short by 0.05 of a worker, under the slack.
     history = _steady(rate=205, backlog=0, done_rate=200)
-    decision = decide(
+    decision = decide_workers(
         now=60.0, replicas=Replicas(desired=2, ready=2), history=history, config=CONFIG
     )
     assert decision.desired == 2
@@ -66,14 +66,14 @@ def test_a_small_deficit_waits_for_the_backlog_term() -> None:
 
 def test_scale_down_leaves_headroom() -> None:
     # 180 jobs/s: 2 workers would run 90 % busy, so 3 stay; at 170 jobs/s 2 suffice.
-    stay = decide(
+    stay = decide_workers(
         now=60.0,
         replicas=Replicas(desired=3, ready=3),
         history=_steady(rate=185, backlog=0, done_rate=185),
         config=WorkerPolicyConfig(scale_down_stabilization_seconds=0),
     )
     assert stay.desired == 3
-    down = decide(
+    down = decide_workers(
         now=60.0,
         replicas=Replicas(desired=3, ready=3),
         history=_steady(rate=170, backlog=0, done_rate=170),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retention_operator.autoscaling.config import WorkerPolicyConfig
-from retention_operator.autoscaling.policy import decide
+from retention_operator.autoscaling.policy import decide_workers
 from retention_operator.autoscaling.samples import Replicas, SignalHistory, WorkerSample
 from retention_operator.autoscaling.state import PolicyState
 
@@ -23,7 +23,7 @@ def test_idle_queue_goes_to_zero_after_the_window() -> None:
     state: PolicyState | None = None
     desired = 1
     for now in range(0, 125, 5):
-        decision = decide(
+        decision = decide_workers(
             now=float(now),
             replicas=Replicas(desired=desired, ready=desired),
             history=_flat(0.0),
@@ -37,21 +37,21 @@ def test_idle_queue_goes_to_zero_after_the_window() -> None:
 
 
 def test_a_backlog_below_activation_stays_at_zero() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=120.0, replicas=Replicas(desired=0, ready=0), history=_flat(5.0), config=CONFIG
     )
     assert decision.desired == 0
 
 
 def test_the_activation_backlog_wakes_the_workers() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=120.0, replicas=Replicas(desired=0, ready=0), history=_flat(10.0), config=CONFIG
     )
     assert decision.desired >= 1
 
 
 def test_without_scale_to_zero_one_worker_stays() -> None:
-    decision = decide(
+    decision = decide_workers(
         now=120.0,
         replicas=Replicas(desired=1, ready=1),
         history=_flat(0.0),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retention_operator.autoscaling.hpa import KedaConfig, KedaState, keda_metric, keda_poll
+from bench.autoscaling.hpa import KedaConfig, KedaState, keda_metric, keda_poll
 
 
 def test_value_holds_between_polls() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retention_operator.autoscaling.hpa import (
+from bench.autoscaling.hpa import (
     AverageValueTarget,
     HpaConfig,
     HpaScalingPolicy,

@@ -1,0 +1,1 @@
+"""Tests of the autoscaling simulator's baselines and plant."""
