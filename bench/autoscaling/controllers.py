@@ -51,8 +51,8 @@ class Pods:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """What a controller can see at ``now``: the Deployments, Redis (fresh), Prometheus
-    (its last scrape)."""
+    """What a controller can see at ``now``: the Deployments, Redis (fresh: the backlog,
+    the counters and the age of the oldest waiting job), Prometheus (its last scrape)."""
 
     now: float
     elapsed: float
@@ -61,6 +61,7 @@ class View:
     backlog: float
     arrivals_total: float
     completed_total: float
+    oldest_wait: float
     scrape: Scrape | None
 
 
@@ -115,6 +116,7 @@ class Retention:
                 backlog=view.backlog,
                 arrivals_total=view.arrivals_total,
                 completed_total=view.completed_total,
+                queue_wait_s=view.oldest_wait,
             )
         )
         api = decide_api(

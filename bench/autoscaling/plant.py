@@ -141,7 +141,8 @@ class Api:
 
 
 class Workers:
-    """Workers consuming the queue at a fixed throughput each; jobs are a fluid."""
+    """Workers consuming the queue at a fixed throughput each; jobs are a fluid, taken
+    first in, first out (so the age of the oldest waiting job is known, as Redis tells it)."""
 
     def __init__(self, config: PlantConfig) -> None:
         self.fleet = Fleet(replicas=config.worker_min_replicas, startup_s=config.worker_startup_s)
@@ -150,17 +151,41 @@ class Workers:
         self.arrivals_total = 0.0
         self.completed_total = 0.0
         self.backlog_since: float | None = None
+        # (enqueued at, jobs) of what waits, oldest first.
+        self._cohorts: deque[tuple[float, float]] = deque()
 
     def work(self, arrivals: float, *, now: float, dt: float) -> None:
+        """Take the arrivals of the step that ends at ``now`` and work for ``dt``."""
         capacity = self.fleet.ready * self.throughput * dt
         done = min(self.backlog + arrivals, capacity)
         self.backlog += arrivals - done
         self.arrivals_total += arrivals
         self.completed_total += done
+        if arrivals > 0:
+            self._cohorts.append((now - dt, arrivals))
+        self._take(done)
         if self.backlog < 1.0:
             self.backlog_since = None
         elif self.backlog_since is None:
             self.backlog_since = now
+
+    def _take(self, jobs: float) -> None:
+        while jobs > 0 and self._cohorts:
+            at, size = self._cohorts[0]
+            if size <= jobs + 1e-9:
+                jobs -= size
+                self._cohorts.popleft()
+            else:
+                self._cohorts[0] = (at, size - jobs)
+                jobs = 0.0
+        if self.backlog < 1e-9:
+            self._cohorts.clear()
+
+    def oldest_wait(self, *, now: float) -> float:
+        """Seconds the oldest job not yet taken has waited (0 when under one job waits)."""
+        if self.backlog < 1.0 or not self._cohorts:
+            return 0.0
+        return now - self._cohorts[0][0]
 
     def wait_estimate(self, *, now: float) -> float:
         """Seconds a job queued now waits at the current capacity: backlog over the

@@ -105,6 +105,7 @@ def simulate(
             backlog=workers.backlog,
             arrivals_total=workers.arrivals_total,
             completed_total=workers.completed_total,
+            oldest_wait=workers.oldest_wait(now=now),
             scrape=prometheus.latest,
         )
         want_api, want_workers = controller.act(view)

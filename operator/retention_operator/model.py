@@ -376,7 +376,9 @@ class WorkersAutoscaling(_Scaling):
         default=60,
         ge=1,
         le=86_400,
-        description="Longest a job should wait in the queue before a worker takes it, in seconds.",
+        description="Longest a job should wait in the queue before a worker takes it, in "
+        "seconds. The age of the oldest undelivered entry is measured each tick; once it has "
+        "used up part of this, the backlog is sized to drain in what is left.",
     )
     target_drain_seconds: int = Field(
         default=30,

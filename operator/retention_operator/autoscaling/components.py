@@ -175,9 +175,15 @@ class WorkersComponent:
         jobs = counter_rate(history, _completed, window=JOBS_RATE_WINDOW_SECONDS)
         queue = readings.queue
         if queue is None or queue.backlog is None:
-            return report.worker_metrics(backlog=None, lag=None, pending=None, jobs_per_second=jobs)
+            return report.worker_metrics(
+                backlog=None, lag=None, pending=None, jobs_per_second=jobs, queue_wait_seconds=None
+            )
         return report.worker_metrics(
-            backlog=queue.backlog, lag=queue.lag, pending=queue.pending, jobs_per_second=jobs
+            backlog=queue.backlog,
+            lag=queue.lag,
+            pending=queue.pending,
+            jobs_per_second=jobs,
+            queue_wait_seconds=queue.queue_wait_seconds,
         )
 
 

@@ -151,11 +151,16 @@ def decide_workers(
     arrivals = counter_rate(history, _arrivals, window=RATE_WINDOW_SECONDS)
     state = _learn_workers(state, history=history, now=now, ready=replicas.ready, config=config)
     throughput = state.capacity or config.jobs_per_worker_per_second
+    drain = workers.drain_seconds(
+        target_drain=config.target_drain_seconds,
+        target_wait=config.target_queue_wait_seconds,
+        waited=latest.queue_wait_s,
+    )
     needed = workers.workers_needed(
         arrival_rate=arrivals or 0.0,
         backlog=latest.backlog,
         throughput=throughput,
-        drain_seconds=config.target_drain_seconds,
+        drain_seconds=drain,
     )
     recommendation = workers.recommend(needed=needed, current=replicas.desired)
     if arrivals is None:
@@ -168,10 +173,10 @@ def decide_workers(
         arrivals=arrivals,
         config=config,
     )
+    waited = "" if latest.queue_wait_s is None else f", the oldest {latest.queue_wait_s:.0f} s,"
     why = (
-        f"{arrivals or 0.0:.0f} jobs/s arriving and {latest.backlog:.0f} queued need "
-        f"{needed:.1f} workers at {throughput:.0f} jobs/s each to drain within "
-        f"{config.target_drain_seconds} s"
+        f"{arrivals or 0.0:.0f} jobs/s arriving and {latest.backlog:.0f} queued{waited} need "
+        f"{needed:.1f} workers at {throughput:.0f} jobs/s each to drain within {drain:.0f} s"
     )
     return _settle(
         guards, now=now, replicas=replicas, recommendation=recommendation, state=state, why=why

@@ -71,13 +71,15 @@ def worker_metrics(
     lag: int | None,
     pending: int | None,
     jobs_per_second: float | None,
+    queue_wait_seconds: float | None,
 ) -> Manifest:
-    """The workers' metric fields (``queueWaitSeconds`` is not measured yet: left out)."""
+    """The workers' metric fields, rounded as :func:`api_metrics` rounds."""
     return {
         "backlog": backlog,
         "lag": lag,
         "pending": pending,
         "jobsPerSecond": _round(jobs_per_second, 2),
+        "queueWaitSeconds": _round(queue_wait_seconds, 1),
     }
 
 

@@ -30,8 +30,9 @@ class ApiSample:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSample:
-    """The queue's signals at ``at``: the backlog (group lag + pending) and two
-    monotonic counters, jobs enqueued and jobs completed since some origin.
+    """The queue's signals at ``at``: the backlog (group lag + pending), two
+    monotonic counters, jobs enqueued and jobs completed since some origin, and
+    ``queue_wait_s``, the age of the oldest job not yet taken (0 when none waits).
 
     Counters may reset (a Redis restart); rates derived from them skip a reset.
     """
@@ -40,6 +41,7 @@ class WorkerSample:
     backlog: float | None
     arrivals_total: float | None
     completed_total: float | None
+    queue_wait_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,12 @@ The loop calls :class:`SignalReader` once per tick with every stack it scales:
 
 * :meth:`SignalReader.read_queues` sends ONE pipelined round trip per Redis
   endpoint (all stacks sharing a Redis URL, cluster flag and password share a
-  pipeline): ``XINFO STREAM`` (``entries-added``, the arrivals counter) and
-  ``XINFO GROUPS`` (the group's ``lag``, ``pending`` and ``entries-read``) per
-  stream. For a Redis Cluster the cluster client's pipeline sends one batch per
-  node that holds a stream.
+  pipeline) with the reads of each queue, which :class:`StreamReads` defines in
+  one place: ``XINFO STREAM`` (``entries-added``, the arrivals counter), ``XINFO
+  GROUPS`` (the group's ``lag``, ``pending`` and ``entries-read``) and a read-only
+  script that finds the oldest entry not yet delivered to the group and the
+  server's time (:data:`OLDEST_WAITING_SCRIPT`). For a Redis Cluster the cluster
+  client's pipeline sends one batch per node that holds a stream.
 * :meth:`SignalReader.read_latency` sends ONE PromQL query per Prometheus
   endpoint (:func:`latency_query`), grouped by namespace and stack, through
   prometheus-api-client run in a worker thread so the event loop never blocks.
@@ -26,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -82,8 +84,9 @@ class QueueReading:
 
     ``backlog`` is ``lag + pending``; ``arrivals_total`` is the stream's
     ``entries-added``; ``completed_total`` is the group's ``entries-read -
-    pending`` (delivered and acknowledged). Values are None when unknown;
-    ``error`` says why when the source failed.
+    pending`` (delivered and acknowledged); ``queue_wait_seconds`` is the age of
+    the oldest entry not yet delivered (0 when none waits). Values are None when
+    unknown; ``error`` says why when the source failed.
     """
 
     at: float
@@ -92,6 +95,7 @@ class QueueReading:
     pending: int | None = None
     arrivals_total: int | None = None
     completed_total: int | None = None
+    queue_wait_seconds: float | None = None
     error: str | None = None
 
     def sample(self) -> WorkerSample:
@@ -101,6 +105,7 @@ class QueueReading:
             backlog=_float_or_none(self.backlog),
             arrivals_total=_float_or_none(self.arrivals_total),
             completed_total=_float_or_none(self.completed_total),
+            queue_wait_s=self.queue_wait_seconds,
         )
 
 
@@ -238,6 +243,87 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
+# Milliseconds since the epoch of 2000-01-01: an entry ID whose time part is older was
+# not made by XADD's "*" (an application chose it), so its age means nothing.
+_EARLIEST_ID_MS = 946_684_800_000
+
+OLDEST_WAITING_SCRIPT = """#!lua flags=no-writes
+-- KEYS[1]: a stream; ARGV[1]: its consumer group. Returns the ID of the oldest entry
+-- not yet delivered to the group (false when none waits) and the server's TIME.
+local now = redis.call('TIME')
+if redis.call('EXISTS', KEYS[1]) == 0 then return {false, now[1], now[2]} end
+local start = '-'
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then start = '(' .. fields['last-delivered-id'] end
+end
+local first = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1)
+if #first == 0 then return {false, now[1], now[2]} end
+return {first[1][1], now[1], now[2]}
+"""
+"""The oldest waiting entry of a stream, in the same round trip as the other reads.
+
+Its ID is known only after the group's ``last-delivered-id``, so a script reads both
+where the data is; it writes nothing (``no-writes``, so replicas may run it too).
+The server's own clock dates the entry, whatever the operator's clock says.
+"""
+
+
+def parse_oldest_waiting(answer: object) -> float | None:
+    """Seconds the oldest undelivered entry has waited, from the script's answer.
+
+    0 when no entry waits. None for an error answer, an answer of another shape, or
+    an entry ID that is not a time (chosen by the application rather than XADD's ``*``).
+    """
+    if not isinstance(answer, list | tuple) or len(answer) != 3:
+        return None
+    oldest, seconds, micros = answer
+    whole, micro = _int_or_none(seconds), _int_or_none(micros)
+    if whole is None or micro is None:
+        return None
+    now_ms = whole * 1000 + micro / 1000
+    if oldest is None:
+        return 0.0
+    entry_ms = _int_or_none(str(oldest).partition("-")[0])
+    if entry_ms is None or entry_ms < _EARLIEST_ID_MS:
+        return None
+    return max(now_ms - entry_ms, 0.0) / 1000
+
+
+class StreamReads:
+    """What is read of one Redis Stream queue, and how the answers become a reading.
+
+    The one place that names the per-queue commands: :meth:`send` queues them on a
+    pipeline, :meth:`parse` reads their :attr:`count` answers. A queue of another kind
+    reads with its own object of the same shape.
+    """
+
+    count = 3
+
+    def send(self, pipe: Any, ref: QueueRef) -> None:
+        """Queue the reads of ``ref`` on ``pipe`` (a Redis or Redis Cluster pipeline)."""
+        pipe.xinfo_stream(ref.stream)
+        pipe.xinfo_groups(ref.stream)
+        pipe.eval(OLDEST_WAITING_SCRIPT, 1, ref.stream, ref.group)
+
+    def parse(self, answers: Sequence[object], ref: QueueRef, *, at: float) -> QueueReading:
+        """The reading from this queue's :attr:`count` answers, in the order sent."""
+        stream_info, groups_info, oldest = answers
+        reading = parse_queue(stream_info, groups_info, group=ref.group, at=at)
+        if reading.error is not None:
+            return reading
+        return replace(reading, queue_wait_seconds=parse_oldest_waiting(oldest))
+
+
+STREAM_READS = StreamReads()
+
+
+def reads_for(ref: QueueRef) -> StreamReads:
+    """The reads of ``ref``'s queue (every queue is a Redis Stream for now)."""
+    return STREAM_READS
+
+
 # --- The reader ----------------------------------------------------------------------------
 
 RedisClient = aioredis.Redis | RedisCluster
@@ -309,9 +395,9 @@ class SignalReader:
         try:
             client = self._redis_client(endpoint)
             pipe = client.pipeline(transaction=False) if not endpoint.cluster else client.pipeline()
-            for ref in refs:
-                pipe.xinfo_stream(ref.stream)
-                pipe.xinfo_groups(ref.stream)
+            reads = [(ref, reads_for(ref)) for ref in refs]
+            for ref, kind in reads:
+                kind.send(pipe, ref)
             telemetry.AUTOSCALER_QUERIES.labels(source=SOURCE_REDIS).inc()
             answers = await asyncio.wait_for(pipe.execute(raise_on_error=False), self._timeout)
         except (RedisError, OSError, TimeoutError, ValueError) as exc:
@@ -321,10 +407,12 @@ class SignalReader:
             why = f"Redis at {_redacted(endpoint.url)} did not answer: {type(exc).__name__}: {exc}"
             logger.warning(why)
             return {ref: QueueReading(at=at, error=why) for ref in refs}
-        return {
-            ref: parse_queue(answers[2 * i], answers[2 * i + 1], group=ref.group, at=at)
-            for i, ref in enumerate(refs)
-        }
+        readings: dict[QueueRef, QueueReading] = {}
+        offset = 0
+        for ref, kind in reads:
+            readings[ref] = kind.parse(answers[offset : offset + kind.count], ref, at=at)
+            offset += kind.count
+        return readings
 
     def _redis_client(self, endpoint: RedisEndpoint) -> RedisClient:
         client = self._redis.get(endpoint)

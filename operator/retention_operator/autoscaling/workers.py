@@ -1,10 +1,13 @@
 """Worker sizing on drain time, and the per-worker throughput it learns.
 
-Workers needed = (arrival rate + backlog / target drain time) / per-worker
-throughput: enough to keep up with what arrives and to empty what is queued
-within ``target_drain_seconds``. The throughput starts at the configured prior
-and is measured while every ready worker is busy (the backlog never ran dry),
-since only then does the completion rate show what a worker can do.
+Workers needed = (arrival rate + backlog / drain time) / per-worker throughput:
+enough to keep up with what arrives and to empty what is queued within the
+drain time. The drain time is ``target_drain_seconds``, or less once the oldest
+waiting job has used up part of ``target_queue_wait_seconds`` (:func:`drain_seconds`):
+the measured wait corrects a backlog that a wrong throughput estimate sizes too
+small. The throughput starts at the configured prior and is measured while every
+ready worker is busy (the backlog never ran dry), since only then does the
+completion rate show what a worker can do.
 """
 
 from __future__ import annotations
@@ -18,6 +21,22 @@ UP_SLACK = 0.1
 DOWN_UTILISATION = 0.9
 # Weight of a new throughput measurement in the running estimate.
 THROUGHPUT_WEIGHT = 0.5
+# Shortest drain time asked for when the oldest job is already late: the backlog is
+# then sized to go within a few ticks, not within one (which would ask for a burst).
+MIN_DRAIN_SECONDS = 10.0
+
+
+def drain_seconds(*, target_drain: float, target_wait: float, waited: float | None) -> float:
+    """Seconds in which the current backlog should be taken: ``target_drain``, or what
+    is left of ``target_wait`` after the oldest waiting job's ``waited`` seconds when
+    that is less (never under :data:`MIN_DRAIN_SECONDS`). Unknown ``waited``: the target.
+
+    Taking every queued job within what is left keeps the oldest within the wait
+    target, and every younger one too.
+    """
+    if waited is None:
+        return target_drain
+    return max(min(target_drain, target_wait - waited), MIN_DRAIN_SECONDS)
 
 
 def workers_needed(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from redis.exceptions import ResponseError
 
-from retention_operator.autoscaling.signals import latency_query, parse_latency, parse_queue
+from retention_operator.autoscaling.signals import (
+    STREAM_READS,
+    QueueRef,
+    latency_query,
+    parse_latency,
+    parse_oldest_waiting,
+    parse_queue,
+)
 
 STREAM = {"length": 7, "entries-added": 12}
 
@@ -72,3 +79,33 @@ def test_the_query_groups_every_stack_by_namespace_and_stack() -> None:
     assert "histogram_quantile(0.95, sum by (namespace, stack, le)" in query
     rps = "sum by (namespace, stack) (rate(retention_api_request_duration_seconds_count[1m]))"
     assert f'label_replace({rps}, "signal", "rps", "", "")' in query
+
+
+def test_the_oldest_waiting_entry_is_dated_by_the_server_clock() -> None:
+    # Server time 1_800_000_010.5 s; the oldest undelivered entry was added 2.5 s before.
+    answer = ["1800000008000-3", "1800000010", "500000"]
+    assert parse_oldest_waiting(answer) == 2.5
+    assert parse_oldest_waiting([None, "1800000010", "0"]) == 0.0
+
+
+def test_an_unreadable_oldest_entry_is_missing_not_zero() -> None:
+    for answer in (
+        ResponseError("WRONGTYPE"),
+        ["1-1", "1800000010", "0"],  # an ID the application chose: not a time
+        ["x-1", "1800000010", "0"],
+        ["1800000008000-0", None, "0"],
+        ["1800000008000-0"],
+        "1800000008000-0",
+    ):
+        assert parse_oldest_waiting(answer) is None, answer
+
+
+def test_each_queue_parses_its_own_answers_in_order() -> None:
+    ref = QueueRef(namespace="ns", stack="s", stream="{ns/s}:jobs", group="workers")
+    groups = [{"name": "workers", "lag": 5, "pending": 2, "entries-read": 7}]
+    answers = (STREAM, groups, ["1800000008000-0", "1800000010", "0"])
+    assert len(answers) == STREAM_READS.count
+    reading = STREAM_READS.parse(answers, ref, at=1.0)
+    assert (reading.backlog, reading.queue_wait_seconds) == (7, 2.0)
+    failed = STREAM_READS.parse((ResponseError("NOAUTH"),) * 3, ref, at=1.0)
+    assert failed.error is not None and failed.queue_wait_seconds is None

@@ -80,3 +80,23 @@ def test_scale_down_leaves_headroom() -> None:
         config=WorkerPolicyConfig(scale_down_stabilization_seconds=0),
     )
     assert down.desired == 2
+
+
+def test_a_late_oldest_job_shortens_the_drain_time() -> None:
+    # 3000 queued at 100 jobs/s each: within the 30 s drain target that is one worker.
+    # When the oldest of them has already waited 50 of its 60 s, what is left is 10 s.
+    def decide_with(waited: float | None) -> int:
+        history: SignalHistory[WorkerSample] = SignalHistory()
+        for at in (0.0, 15.0):
+            history.append(
+                WorkerSample(
+                    at=at, backlog=3000, arrivals_total=0, completed_total=0, queue_wait_s=waited
+                )
+            )
+        return decide_workers(
+            now=15.0, replicas=Replicas(desired=1, ready=1), history=history, config=CONFIG
+        ).desired
+
+    assert decide_with(None) == decide_with(5.0) == 1
+    assert decide_with(50.0) == 3
+    assert decide_with(500.0) == 3  # already late: the shortest drain time, not a burst
