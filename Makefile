@@ -12,14 +12,31 @@ RUN_DIR ?= $(CURDIR)/.run
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+# uv lives beside the venv, not in it: `uv sync` makes the venv exactly the lock's
+# chosen packages and would remove itself. Its version is pyproject's [tool.uv] pin;
+# a new pin installs a new uv.
+UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"$$/\1/p' pyproject.toml)
+UV_DIR     := $(VENV)/.uv-$(UV_VERSION)
+UV         := $(UV_DIR)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,bench]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check --target $(UV_DIR) uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@$(UV) lock --check -q || { \
+	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+	$(UV) sync -q --locked --python $(PY) --extra dev --extra bench
 	touch $@
 
 .PHONY: install
-install: $(STAMP) ## Create .venv with the project and its dev dependencies.
+install: $(STAMP) ## Create .venv from uv.lock: the project (editable), both sides' and the dev dependencies.
+
+.PHONY: lock
+lock: | $(UV) ## Re-resolve uv.lock after a change of pyproject.toml's dependencies.
+	$(UV) lock
 
 .PHONY: packages
 packages: ## Install the Debian packages the tests run (redis, postgresql, pgbouncer, prometheus, ...) when missing.
