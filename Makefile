@@ -115,8 +115,16 @@ test-services: install packages ## Tests against real Redis, PostgreSQL, PgBounc
 e2e: install packages tools gitops-tools ## End-to-end tests on the local control plane.
 	$(PYTEST) -m "e2e and not node" -q
 
+.PHONY: images
+images: install packages ## Build the images (base, pause, operator, workloads, redis, pgbouncer) with buildah, cached by their inputs; last line is IMAGES=<json>.
+	@$(PY) -m harness images
+
+.PHONY: test-node
+test-node: install packages tools images ## Tests on containerd with the built images, and on the real node.
+	$(PYTEST) -m node -q
+
 .PHONY: test
-test: install packages tools gitops-tools lint types unit test-services e2e ## Everything: install, lint, types, unit, services, e2e.
+test: install packages tools gitops-tools lint types unit test-services e2e images test-node ## Everything: install, lint, types, unit, services, e2e, images, node.
 
 .PHONY: demo
 demo: install packages tools ## The main job: control plane, CRD, operator and the sample stack.

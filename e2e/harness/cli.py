@@ -1,7 +1,8 @@
 """Command line of the harness, behind ``make cluster-up``, ``make demo`` and friends.
 
 Each command prints progress to stderr and its result as the last line of
-stdout (``KUBECONFIG=<path>``), so scripts can take it with ``tail -n1``.
+stdout (``KUBECONFIG=<path>``; ``IMAGES=<path>`` for ``images``, a JSON file
+of image name -> local reference), so scripts can take it with ``tail -n1``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import controlplane, demo, gitops_record
+from harness import controlplane, demo, gitops_record, images
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
@@ -42,6 +43,20 @@ def _gitops_table(args: argparse.Namespace) -> int:
     return gitops_record.generate(check=args.check)
 
 
+def _images(args: argparse.Namespace) -> int:
+    names = [n for n in args.only.split(",") if n] if args.only else None
+    try:
+        built = images.build(names)
+    except (images.BuildError, ValueError) as exc:
+        print(f"images: {exc}", file=sys.stderr)
+        return 1
+    for image in built.values():
+        state = "cached" if image.cached else "built"
+        print(f"{image.name:10} {state:6} {image.ref}  {image.archive}", file=sys.stderr)
+    print(f"IMAGES={images.write_refs(built)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run one command; return the process exit code."""
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
@@ -62,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     table.add_argument("--check", action="store_true", help="only say whether the doc is current")
     table.set_defaults(func=_gitops_table)
+    cmd = sub.add_parser(
+        "images", help="build the images (cached by their inputs); last line is IMAGES=<json>"
+    )
+    cmd.add_argument(
+        "--only", default="", help=f"comma-separated subset of {','.join(images.NAMES)}"
+    )
+    cmd.set_defaults(func=_images)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
