@@ -47,8 +47,9 @@ DEBIAN_RELEASE = "bookworm"
 HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PAUSE_CFLAGS = ("-static", "-O2", "-s", "-Wall", "-Wextra", "-Werror")
-# Archives kept per image beyond the current one, for switching branches back and forth.
-KEEP_OLD_ARCHIVES = 2
+# Archives kept per image beyond the current one, least recently used dropped first:
+# worktrees and branches of one machine share the cache.
+KEEP_OLD_ARCHIVES = 5
 
 __all__ = ["NAMES", "BuildError", "BuiltImage", "build", "cache_dir", "import_into"]
 
@@ -311,6 +312,7 @@ class _Builder:
         archive = Path(meta["archive"])
         if meta.get("input_hash") != input_hash or not archive.is_file():
             return None
+        os.utime(archive)  # Recently used: the last to be pruned.
         return BuiltImage(
             name=name,
             ref=meta["ref"],

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -33,10 +32,12 @@ import pytest
 
 from harness import images, procs
 from harness.buildah import mounts_under, unmount_all_under
+from retention_operator.model import RetentionStack
 
 NAMESPACE = "k8s.io"
 SHIM_SOCKETS = Path("/run/containerd/s")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+TMPFS_SIZE = "6g"
 
 _CONFIG = """\
 version = 2
@@ -140,6 +141,30 @@ class Containerd:
                 return int(cols[1])
         return None
 
+    def _run_argv(
+        self,
+        image: images.BuiltImage,
+        container_id: str,
+        *,
+        args: Sequence[str],
+        env: Mapping[str, str] | None,
+        mounts: Sequence[tuple[Path, str, bool]],
+        pid_namespace_of: Container | None,
+    ) -> list[str]:
+        argv = ["ctr", "--address", str(self.address), "--namespace", NAMESPACE, "run", "--rm"]
+        # ctr's own defaults for these are under /run/containerd; keep them in ours.
+        argv += ["--fifo-dir", str(self.directory / "fifo"), "--runc-root", str(self.runc_root)]
+        argv += ["--cgroup", f"{self.cgroup_parent}/{container_id}", "--read-only"]
+        for key, value in (env or {}).items():
+            argv += ["--env", f"{key}={value}"]
+        for src, dst, ro in mounts:
+            options = "rbind:ro" if ro else "rbind:rw"
+            argv += ["--mount", f"type=bind,src={src},dst={dst},options={options}"]
+        if pid_namespace_of is not None:
+            argv += ["--with-ns", f"pid:/proc/{pid_namespace_of.pid}/ns/pid"]
+        self.started.append(container_id)
+        return [*argv, image.ref, container_id, *args]
+
     def run(
         self,
         image: images.BuiltImage,
@@ -149,34 +174,26 @@ class Containerd:
         env: Mapping[str, str] | None = None,
         mounts: Sequence[tuple[Path, str, bool]] = (),
         pid_namespace_of: Container | None = None,
-        read_only: bool = True,
     ) -> Container:
-        """Start ``image`` as ``container_id`` (``args`` replace its entry point when given).
+        """Start ``image`` as ``container_id`` on a read-only root; return once it runs.
 
-        ``mounts`` are (host path, container path, read-only) binds. The
-        container runs in the foreground of a ``ctr run --rm``, whose exit
-        code is the container's; this returns once its task is running, and
-        raises AssertionError with its output if it never does.
+        ``args`` replace the image's entry point when given; ``mounts`` are
+        (host path, container path, read-only) binds. The container runs in
+        the foreground of a ``ctr run --rm``, whose exit code is the
+        container's. Raises AssertionError with its output if it never runs.
         """
+        argv = self._run_argv(
+            image,
+            container_id,
+            args=args,
+            env=env,
+            mounts=mounts,
+            pid_namespace_of=pid_namespace_of,
+        )
         log_path = self.directory / "logs" / f"{container_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = ["ctr", "--address", str(self.address), "--namespace", NAMESPACE, "run", "--rm"]
-        # ctr's own defaults for these are under /run/containerd; keep them in ours.
-        argv += ["--fifo-dir", str(self.directory / "fifo"), "--runc-root", str(self.runc_root)]
-        argv += ["--cgroup", f"{self.cgroup_parent}/{container_id}"]
-        if read_only:
-            argv.append("--read-only")
-        for key, value in (env or {}).items():
-            argv += ["--env", f"{key}={value}"]
-        for src, dst, ro in mounts:
-            options = "rbind:ro" if ro else "rbind:rw"
-            argv += ["--mount", f"type=bind,src={src},dst={dst},options={options}"]
-        if pid_namespace_of is not None:
-            argv += ["--with-ns", f"pid:/proc/{pid_namespace_of.pid}/ns/pid"]
-        argv += [image.ref, container_id, *args]
         with log_path.open("wb") as log:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        self.started.append(container_id)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             pid = self.task_pid(container_id)
@@ -187,6 +204,29 @@ class Containerd:
             time.sleep(0.1)
         text = log_path.read_text(errors="replace")
         raise AssertionError(f"{container_id} did not start (exit {popen.poll()}):\n{text}")
+
+    def run_to_completion(
+        self,
+        image: images.BuiltImage,
+        container_id: str,
+        *,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        mounts: Sequence[tuple[Path, str, bool]] = (),
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``image`` like :meth:`run` until it exits (an init container); return its outcome."""
+        argv = self._run_argv(
+            image, container_id, args=args, env=env, mounts=mounts, pid_namespace_of=None
+        )
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
 
     def exec(
         self, container: Container, argv: Sequence[str], *, timeout: float = 30
@@ -250,6 +290,29 @@ def _remove_cgroups(parent: str) -> None:
             (hierarchy / parent.lstrip("/")).rmdir()
 
 
+@pytest.fixture
+def stack() -> RetentionStack:
+    """Stack ``demo`` in ``ns`` with a managed Redis and PgBouncer before 127.0.0.1:5432.
+
+    Nothing listens on 127.0.0.1:5432 in a container's own network namespace.
+    """
+    body = {
+        "apiVersion": "retention.dev/v1alpha1",
+        "kind": "RetentionStack",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "api": {"image": "app:1"},
+            "workers": {},
+            "redis": {"managed": {}},
+            "pgbouncer": {
+                "database": {"host": "127.0.0.1", "port": 5432, "name": "app", "user": "app_user"},
+                "credentialsSecretRef": {"name": "pg-creds"},
+            },
+        },
+    }
+    return RetentionStack.model_validate(body)
+
+
 @pytest.fixture(scope="session")
 def built_images() -> dict[str, images.BuiltImage]:
     """Every image, built or found in the cache (``make images`` has usually built them)."""
@@ -262,6 +325,12 @@ def containerd(built_images: dict[str, images.BuiltImage]) -> Iterator[Container
     if os.geteuid() != 0:
         pytest.fail("the node tests run containerd and need root")
     directory = Path(tempfile.mkdtemp(prefix="rs-ctrd-", dir="/tmp"))
+    # A tmpfs of its own: the unpacked images (~1 GB of small files) go with one
+    # unmount instead of a long rm, and nothing of them touches the disk.
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0711", "tmpfs", str(directory)],
+        check=True,
+    )
     # Which of /run/containerd/s and /run/containerd the shims create (and teardown removes).
     created = [p for p in (SHIM_SOCKETS, SHIM_SOCKETS.parent) if not p.exists()]
     config = directory / "config.toml"
@@ -290,10 +359,10 @@ def containerd(built_images: dict[str, images.BuiltImage]) -> Iterator[Container
             proc.popen.wait(timeout=15)
         proc.stop()
         _remove_cgroups(cd.cgroup_parent)
-        leftover_mounts = mounts_under(directory)
+        leftover_mounts = [m for m in mounts_under(directory) if m != str(directory)]
         unmount_all_under(directory)
         leftover_shims = cd.shim_sockets()
-        shutil.rmtree(directory, ignore_errors=True)
+        directory.rmdir()
         for path in created:
             with contextlib.suppress(OSError):
                 path.rmdir()
