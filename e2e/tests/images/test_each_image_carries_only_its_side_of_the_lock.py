@@ -3,14 +3,17 @@
 The operator image: kopf and the Kubernetes client, no FastAPI, uvicorn or
 asyncpg. The workloads image: FastAPI, uvicorn and asyncpg, no kopf and no
 Kubernetes client. Every distribution in either venv is in the lock at the
-locked version: nothing was resolved anew while building.
+locked version: nothing was resolved anew while building. The host's CA
+bundle, mounted for the install step, is not in the image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -58,4 +61,8 @@ def test_the_image_holds_its_side_at_the_locked_versions(
     assert {n: v for n, v in installed.items() if locked.get(n) != v} == {}
     assert _direct(side) <= set(installed)
     assert SIDES[side]["forbidden"] & set(installed) == set()
+    # The host's CA bundle was mounted for the install step only, never copied in.
+    bundle = containerd.exec(container, ["sha256sum", "/etc/ssl/certs/ca-certificates.crt"])
+    host = hashlib.sha256(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes()).hexdigest()
+    assert bundle.returncode == 0 and host not in bundle.stdout, bundle.stdout + bundle.stderr
     assert containerd.stop(container, "SIGKILL") != 0

@@ -1,7 +1,8 @@
 """``make images`` builds an image only when one of its inputs changed.
 
 A second build of every image with nothing changed is all cache hits (no
-buildah run), with the same references. In a cache of its own, the pause image is
+buildah run), with the same references, and importing them again into a
+containerd that has them imports nothing. In a cache of its own, the pause image is
 built, then found cached, then rebuilt under a new reference once its C source
 changes; the old archive stays for a tree that still has the old source.
 """
@@ -28,6 +29,16 @@ def test_unchanged_inputs_are_cache_hits(built_images: dict[str, images.BuiltIma
     assert {n: i.ref for n, i in again.items()} == {n: i.ref for n, i in built_images.items()}
     # No time bound: another tree's build may hold the cache's lock for a while.
     print(f"warm build of {len(again)} images: {took:.1f} s")
+
+
+def test_importing_again_imports_nothing(
+    containerd, built_images: dict[str, images.BuiltImage]
+) -> None:
+    assert images.import_into(built_images, address=containerd.address) == []
+    present = images.present_digests(address=containerd.address)
+    assert {img.ref: present.get(img.ref) for img in built_images.values()} == {
+        img.ref: img.digest for img in built_images.values()
+    }
 
 
 def test_a_changed_input_rebuilds_under_a_new_reference(
