@@ -26,6 +26,10 @@ ENV_QUEUE_GROUP: Final = "RETENTION_QUEUE_GROUP"
 ENV_DEADLETTER_STREAM: Final = "RETENTION_DEADLETTER_STREAM"
 ENV_DATABASE_URL: Final = "RETENTION_DATABASE_URL"
 """``postgresql://user@pgbouncer-host:port/dbname``, without the password."""
+ENV_DATABASE_READ_URL: Final = "RETENTION_DATABASE_READ_URL"
+"""URL of the read pool (PgBouncer in front of the read replicas), same form as
+ENV_DATABASE_URL; absent when the stack has no read replicas (reads go to ENV_DATABASE_URL).
+A row a replica does not have yet is read again through ENV_DATABASE_URL."""
 ENV_DATABASE_PASSWORD: Final = "RETENTION_DATABASE_PASSWORD"
 """Taken from the credentials Secret by ``valueFrom.secretKeyRef``."""
 ENV_DB_STATEMENT_CACHE_SIZE: Final = "RETENTION_DB_STATEMENT_CACHE_SIZE"

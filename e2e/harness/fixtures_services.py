@@ -23,12 +23,16 @@ from harness.services import (
     PrometheusServer,
     RedisClusterServers,
     RedisServer,
+    ReplicaServer,
+    ServerTls,
+    create_server_tls,
     form_cluster,
     start_cluster_nodes,
     start_pgbouncer,
     start_postgres,
     start_prometheus,
     start_redis,
+    start_replica,
 )
 
 
@@ -82,11 +86,39 @@ def redis_cluster_nodes_factory(
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """PostgreSQL with a password-authenticated role owning one database."""
-    server = start_postgres(base_dir=tmp_path_factory.mktemp("postgres"))
+def postgres_tls(tmp_path_factory: pytest.TempPathFactory) -> ServerTls:
+    """The CA of the session's PostgreSQL and its certificate, valid for 127.0.0.1 only."""
+    return create_server_tls(
+        tmp_path_factory.mktemp("postgres-tls"), hosts=["127.0.0.1"], ca_name="harness-db-ca"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres(
+    tmp_path_factory: pytest.TempPathFactory, postgres_tls: ServerTls
+) -> Iterator[PostgresServer]:
+    """PostgreSQL with a password-authenticated role owning one database.
+
+    It serves TLS (certificate of ``postgres_tls``, for 127.0.0.1) beside plain
+    TCP, as a hosted database does: a stack's default sslmode towards a host
+    outside the cluster is ``require``.
+    """
+    server = start_postgres(base_dir=tmp_path_factory.mktemp("postgres"), tls=postgres_tls)
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_replica(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
+) -> Iterator[ReplicaServer]:
+    """A streaming hot standby of ``postgres`` (pg_basebackup), replaying; same role and TLS.
+
+    A test that pauses its replay or stops it must resume or start it before it returns.
+    """
+    replica = start_replica(postgres, base_dir=tmp_path_factory.mktemp("replica"))
+    yield replica
+    replica.cleanup()
 
 
 @pytest.fixture(scope="session")

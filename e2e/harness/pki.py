@@ -154,3 +154,68 @@ def create(directory: Path) -> Pki:
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return pki
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """A CA and a server certificate it signed, as PEM files (for a TLS-serving PostgreSQL)."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def _ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    name = _name(common_name)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=True,
+        crl_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        _builder(name, name, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def create_server_tls(directory: Path, *, hosts: list[str], ca_name: str) -> ServerTls:
+    """Make a CA named ``ca_name`` and a server certificate for exactly ``hosts``.
+
+    ``hosts`` are DNS names or IP addresses (the certificate's SANs); a client
+    in verify-full refuses any other name. Files: ``ca.crt``, ``server.crt``,
+    ``server.key`` (0600) in ``directory``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = _ca(ca_name)
+    server, server_key = _leaf(
+        ca_key=ca_key,
+        ca_name=ca_cert.subject,
+        subject=_name(hosts[0]),
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=[_general_name(host) for host in hosts],
+    )
+    tls = ServerTls(
+        ca_cert=directory / "ca.crt", cert=directory / "server.crt", key=directory / "server.key"
+    )
+    pem = serialization.Encoding.PEM
+    tls.ca_cert.write_bytes(ca_cert.public_bytes(pem))
+    tls.cert.write_bytes(server.public_bytes(pem))
+    _write_key(tls.key, server_key)
+    return tls

@@ -5,17 +5,25 @@ run as the ``postgres`` system user (see :class:`harness.service_base.RunAs`)
 with their data and config in a folder that user owns. The application role
 authenticates with SCRAM over TCP; the superuser ``postgres`` only over the
 server's private unix socket, which the harness uses to provision.
+A server may serve TLS with a certificate a test made (:func:`harness.pki.create_server_tls`),
+and a primary may get streaming replicas (:func:`start_replica`, made with
+``pg_basebackup``), as a hosted PostgreSQL with read replicas would have.
 Callers: :mod:`harness.fixtures_services` and the tests under e2e/tests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import secrets
+import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from harness.pki import ServerTls
 from harness.procs import Proc
 from harness.service_base import (
     RunAs,
@@ -55,6 +63,8 @@ class PostgresServer:
     dbname: str = "retention"
     host: str = HOST
     name: str = "postgres"
+    tls: ServerTls | None = None
+    """When set, the server also accepts TLS with this certificate (plain TCP still works)."""
     _proc: Proc | None = field(default=None, repr=False)
     _provisioned: bool = field(default=False, repr=False)
 
@@ -111,9 +121,17 @@ class PostgresServer:
             self._provisioned = True
 
     def stop(self) -> None:
-        """Stop postgres (fast shutdown on SIGTERM); no-op if stopped."""
+        """Stop postgres with a fast shutdown (SIGINT: open sessions are ended); no-op if stopped.
+
+        SIGTERM would be a smart shutdown, which waits for every client, and
+        PgBouncer keeps its server connections open.
+        """
         if self._proc is not None:
-            self._proc.stop(timeout=20.0)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.popen.wait(timeout=15)
+            self._proc.stop(timeout=5.0)
             self._proc = None
 
     def cleanup(self) -> None:
@@ -161,16 +179,103 @@ class PostgresServer:
             "max_connections": "100",
             "shared_buffers": "32MB",
             "logging_collector": "off",
+            # Counts statements per server at once (the table statistics are
+            # flushed only after a second or more): where reads ran is told by it.
+            "shared_preload_libraries": "pg_stat_statements",
         }
+        if self.tls is not None:
+            settings |= self._tls_settings(self.tls)
         argv = [_pg_tool("postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         return argv
 
+    def _tls_settings(self, tls: ServerTls) -> dict[str, str]:
+        # postgres refuses a key file that others can read, and it runs as
+        # another user as root: it gets its own copies.
+        folder = self.root / "tls"
+        folder.mkdir(exist_ok=True)
+        cert, key = folder / "server.crt", folder / "server.key"
+        shutil.copyfile(tls.cert, cert)
+        shutil.copyfile(tls.key, key)
+        key.chmod(0o600)
+        self.run_as.own(folder, cert, key)
+        return {"ssl": "on", "ssl_cert_file": str(cert), "ssl_key_file": str(key)}
+
+    def statement_calls(self, fragment: str) -> int:
+        """Times this server ran statements whose text contains ``fragment`` (pg_stat_statements).
+
+        Each server counts its own, so on a primary and its replica the figures
+        say where a query ran.
+        """
+        # The fragment is a constant of the calling test, not input.
+        query = "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+        out = self.psql_super_db(f"{query} WHERE strpos(query, $${fragment}$$) > 0")
+        return int(out or 0)
+
+    def psql_super_db(self, sql: str, *, timeout: float = 30.0) -> str:
+        """Like :meth:`psql_super`, in the application database instead of ``postgres``."""
+        argv = [_pg_tool("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]
+        argv += ["-d", self.dbname, "-c", sql]
+        return run_checked(argv, what="psql", timeout=timeout, log=self.log_path)
+
     def _provision(self) -> None:
         # The password is hex from secrets.token_hex, so it needs no SQL quoting.
         self.psql_super(f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}'")
         self.psql_super(f"CREATE DATABASE {self.dbname} OWNER {self.user}")
+        self.psql_super_db("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+
+@dataclass
+class ReplicaServer(PostgresServer):
+    """A hot standby of ``primary``, cloned with ``pg_basebackup`` and streaming from it.
+
+    It shares the primary's roles, database and password; it answers reads and
+    refuses writes. ``pause_replay``/``resume_replay`` stop and restart the
+    replay of WAL (``pg_wal_replay_pause()``), so that its data falls behind
+    while it keeps answering.
+    """
+
+    primary: PostgresServer | None = None
+
+    def _initdb(self, *, timeout: float) -> None:
+        primary = self.primary
+        assert primary is not None, "a replica needs its primary"
+        self.socket_dir.mkdir(exist_ok=True)
+        self.run_as.own(self.socket_dir)
+        # Over the primary's unix socket, where the superuser may replicate
+        # without a password; -R writes standby.signal and primary_conninfo.
+        argv = [_pg_tool("pg_basebackup"), "-h", str(primary.socket_dir), "-p", str(primary.port)]
+        # A fast checkpoint: the default (spread) waits for the next scheduled one.
+        argv += ["-U", SUPERUSER, "-D", str(self.data_dir), "-R", "-X", "stream", "--no-sync"]
+        argv += ["--checkpoint=fast"]
+        run_checked(
+            self.run_as.argv(argv),
+            what="pg_basebackup",
+            timeout=timeout,
+            log=self.log_path,
+            cwd=self.root,
+        )
+
+    def _provision(self) -> None:
+        # Roles and databases come from the primary through replication.
+        return
+
+    def pause_replay(self) -> None:
+        """Stop replaying WAL: reads keep answering, with data as of now."""
+        self.psql_super("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        """Replay WAL again; the replica catches up with the primary."""
+        self.psql_super("SELECT pg_wal_replay_resume()")
+
+    def replayed_up_to_primary(self) -> bool:
+        """Return True if this replica has replayed everything the primary has written so far."""
+        assert self.primary is not None
+        lsn = self.primary.psql_super("SELECT pg_current_wal_lsn()").strip()
+        behind = self.psql_super(f"SELECT pg_last_wal_replay_lsn() < '{lsn}'::pg_lsn").strip()
+        return behind == "f"
 
 
 @dataclass
@@ -190,6 +295,15 @@ class PgBouncerServer:
     default_pool_size: int = 10
     host: str = HOST
     name: str = "pgbouncer"
+    rendered_ini: str | None = None
+    """pgbouncer.ini as the operator's builders render it; the harness sets only
+    the listener, the auth file and the admin users (plus ``overrides``)."""
+    overrides: dict[str, str] = field(default_factory=dict)
+    binary: str | None = None
+    """A pgbouncer executable other than Debian's (for example a newer build)."""
+    run_script: str | None = None
+    """The operator's start script for the PgBouncer container; when set PgBouncer runs
+    under it, as in the pod: auth file from a password file, reload on a change."""
     _proc: Proc | None = field(default=None, repr=False)
 
     @property
@@ -244,16 +358,26 @@ class PgBouncerServer:
         if self.running():
             return
         self._write_config()
+        binary = self.binary or require_binary("pgbouncer", search=[Path("/usr/sbin")])
+        argv, env = [binary, str(self.config_path)], None
+        if self.run_script is not None:
+            argv = ["/bin/sh", "-c", self.run_script]
+            env = {
+                "PGBOUNCER_BIN": binary,
+                "PGBOUNCER_CONFIG": str(self.config_path),
+                "PGBOUNCER_PASSWORD_FILE": str(self.password_path),
+                "PGBOUNCER_AUTH_FILE": str(self.root / "userlist.txt"),
+                "PGBOUNCER_USER": self.user,
+            }
         self._proc = start_ready(
             self.name,
-            self.run_as.argv(
-                [require_binary("pgbouncer", search=[Path("/usr/sbin")]), str(self.config_path)]
-            ),
+            self.run_as.argv(argv),
             log_dir=self.log_dir,
             ready=self.answers_query,
             what=f"pgbouncer on port {self.port}",
             timeout=timeout,
             cwd=self.root,
+            env=env,
         )
 
     def stop(self) -> None:
@@ -261,6 +385,31 @@ class PgBouncerServer:
         if self._proc is not None:
             self._proc.stop()
             self._proc = None
+
+    @property
+    def password_path(self) -> Path:
+        """The password file the start script renders the auth file from (the Secret's key)."""
+        return self.root / "password"
+
+    def reload(self, rendered_ini: str | None = None) -> None:
+        """Write the config again (optionally a new rendering) and have PgBouncer re-read it.
+
+        Under :attr:`run_script` the script notices the change and sends SIGHUP,
+        as in the pod; otherwise the harness sends it. No client is dropped.
+        """
+        if rendered_ini is not None:
+            self.rendered_ini = rendered_ini
+        self._write_config()
+        assert self._proc is not None, "reload needs a running PgBouncer"
+        if self.run_script is None:
+            self._proc.signal(signal.SIGHUP)
+
+    def set_password(self, password: str) -> None:
+        """Write a new password file, as the kubelet does when the Secret changes."""
+        tmp = self.root / "password.new"
+        tmp.write_text(password)
+        self.run_as.own(tmp)
+        tmp.replace(self.password_path)
 
     def restart(self, *, timeout: float = 20.0) -> None:
         """Stop and start again on the same port; raise NotReady if it does not come back."""
@@ -285,13 +434,33 @@ class PgBouncerServer:
 
     def _write_config(self) -> None:
         userlist = self.root / "userlist.txt"
-        # PgBouncer can answer SCRAM and log in to postgres with a plain-text entry.
-        userlist.write_text(f'"{self.user}" "{self.password}"\n')
-        userlist.chmod(0o600)
-        self.config_path.write_text(self._ini(userlist))
-        self.run_as.own(userlist, self.config_path)
+        if self.run_script is None:
+            # PgBouncer can answer SCRAM and log in to postgres with a plain-text entry.
+            userlist.write_text(f'"{self.user}" "{self.password}"\n')
+            userlist.chmod(0o600)
+            self.run_as.own(userlist)
+        elif not self.password_path.exists():
+            self.set_password(self.password)
+        # Written whole and renamed, as the kubelet swaps a ConfigMap's files.
+        tmp = self.root / "pgbouncer.ini.new"
+        tmp.write_text(self._ini(userlist))
+        self.run_as.own(tmp)
+        tmp.replace(self.config_path)
 
     def _ini(self, userlist: Path) -> str:
+        if self.rendered_ini is not None:
+            return with_settings(
+                self.rendered_ini,
+                {
+                    "listen_addr": self.host,
+                    "listen_port": str(self.port),
+                    "auth_file": str(userlist),
+                    "admin_users": self.user,
+                    "stats_users": self.user,
+                    "server_login_retry": "1",
+                    **self.overrides,
+                },
+            )
         backend = self.backend
         return (
             "[databases]\n"
@@ -313,8 +482,29 @@ class PgBouncerServer:
         )
 
 
+def with_settings(ini: str, settings: dict[str, str]) -> str:
+    """Return ``ini`` with each ``key = value`` of ``settings`` set.
+
+    A key already present is replaced in place; the others are appended at the
+    end, which is the [pgbouncer] section in what the builders render.
+    """
+    out = ini if ini.endswith("\n") else ini + "\n"
+    for key, value in settings.items():
+        pattern = re.compile(rf"^{re.escape(key)}\s*=.*$", re.MULTILINE)
+        line = f"{key} = {value}"
+        if pattern.search(out):
+            out = pattern.sub(line.replace("\\", "\\\\"), out)
+        else:
+            out += line + "\n"
+    return out
+
+
 def start_postgres(
-    *, base_dir: Path, user: str = "retention", dbname: str = "retention"
+    *,
+    base_dir: Path,
+    user: str = "retention",
+    dbname: str = "retention",
+    tls: ServerTls | None = None,
 ) -> PostgresServer:
     """Start PostgreSQL with role ``user`` (random password) owning database ``dbname``.
 
@@ -331,6 +521,7 @@ def start_postgres(
         password=secrets.token_hex(12),
         user=user,
         dbname=dbname,
+        tls=tls,
     )
     try:
         server.start()
@@ -340,8 +531,45 @@ def start_postgres(
     return server
 
 
+def start_replica(
+    primary: PostgresServer, *, base_dir: Path, name: str = "replica"
+) -> ReplicaServer:
+    """Clone ``primary`` with pg_basebackup and start it as a streaming hot standby.
+
+    Same role, password and database as the primary (and the same TLS, if any).
+    Raises NotReady with the log tail if it does not come up.
+    """
+    (port,) = free_ports(1)
+    replica = ReplicaServer(
+        port=port,
+        root=primary.run_as.private_dir(base=base_dir, name=name),
+        log_dir=base_dir,
+        run_as=primary.run_as,
+        password=primary.password,
+        user=primary.user,
+        dbname=primary.dbname,
+        name=name,
+        tls=primary.tls,
+        primary=primary,
+    )
+    try:
+        replica.start()
+    except Exception:
+        replica.cleanup()
+        raise
+    return replica
+
+
 def start_pgbouncer(
-    backend: PostgresServer, *, base_dir: Path, pool_mode: str = "transaction"
+    backend: PostgresServer,
+    *,
+    base_dir: Path,
+    pool_mode: str = "transaction",
+    rendered_ini: str | None = None,
+    overrides: dict[str, str] | None = None,
+    binary: str | None = None,
+    run_script: str | None = None,
+    name: str = "pgbouncer",
 ) -> PgBouncerServer:
     """Start PgBouncer in front of ``backend`` with the same role and database.
 
@@ -352,11 +580,16 @@ def start_pgbouncer(
     (port,) = free_ports(1)
     bouncer = PgBouncerServer(
         port=port,
-        root=run_as.private_dir(base=base_dir, name="pgbouncer"),
+        root=run_as.private_dir(base=base_dir, name=name),
         log_dir=base_dir,
         run_as=run_as,
         backend=backend,
         pool_mode=pool_mode,
+        rendered_ini=rendered_ini,
+        overrides=dict(overrides or {}),
+        binary=binary,
+        run_script=run_script,
+        name=name,
     )
     try:
         bouncer.start()

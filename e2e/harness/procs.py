@@ -56,6 +56,10 @@ class Proc:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process itself (not its group), e.g. SIGHUP to reload."""
+        os.kill(self.popen.pid, signum)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, then SIGKILL it after ``timeout`` seconds."""
         stop_group(self.popen.pid, timeout=timeout)

@@ -161,13 +161,14 @@ def start_ready(
     what: str,
     timeout: float,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Proc:
     """Start a server and wait until ``ready()`` is True.
 
     On timeout or early exit the process group is stopped and NotReady is
     raised with the tail of the server's log, so no half-started server is left.
     """
-    proc = start(name, argv, log_dir=log_dir, cwd=cwd)
+    proc = start(name, argv, log_dir=log_dir, cwd=cwd, env=env)
     try:
         wait_until(ready, what=what, timeout=timeout, proc=proc)
     except NotReady:

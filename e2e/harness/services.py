@@ -11,11 +11,14 @@ log tail, and a missing binary raises :class:`MissingBinary` naming
 
 from __future__ import annotations
 
+from harness.pki import ServerTls, create_server_tls
 from harness.postgres_servers import (
     PgBouncerServer,
     PostgresServer,
+    ReplicaServer,
     start_pgbouncer,
     start_postgres,
+    start_replica,
 )
 from harness.procs import NotReady
 from harness.prometheus_server import PrometheusServer, start_prometheus
@@ -39,11 +42,15 @@ __all__ = [
     "PrometheusServer",
     "RedisClusterServers",
     "RedisServer",
+    "ReplicaServer",
+    "ServerTls",
+    "create_server_tls",
     "form_cluster",
     "start_cluster_nodes",
     "start_pgbouncer",
     "start_postgres",
     "start_prometheus",
     "start_redis",
+    "start_replica",
     "wait_cluster_ok",
 ]

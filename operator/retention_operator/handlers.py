@@ -38,17 +38,20 @@ async def reconcile_stack(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(*STACKS)
 async def stack_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the autoscaling loop's list of stacks current; forget deleted stacks."""
+    """Keep the autoscaling and read pool loops' lists of stacks current; forget deleted ones."""
     obj = event.get("object") or {}
     meta = obj.get("metadata", {})
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    loop = getattr(memo, "autoscaler", None)
+    loops = [getattr(memo, attr, None) for attr in ("autoscaler", "read_pool")]
+    for loop in loops:
+        if loop is None:
+            continue
+        if event.get("type") == "DELETED":
+            loop.forget(namespace, name)
+        else:
+            loop.track(dict(obj))
     if event.get("type") == "DELETED":
         telemetry.forget_stack(namespace, name)
-        if loop is not None:
-            loop.forget(namespace, name)
-    elif loop is not None:
-        loop.track(dict(obj))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.LABEL_STACK: kopf.PRESENT})

@@ -45,14 +45,23 @@ async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -
 
         memo.autoscaler = AutoscalingLoop(kube=memo.kube, settings=ours)
         memo.autoscaler.start()
+    from retention_operator.readpool.loop import ReadPoolLoop
+
+    autoscaler = getattr(memo, "autoscaler", None)
+    memo.read_pool = ReadPoolLoop(
+        kube=memo.kube,
+        tick_seconds=ours.read_pool_tick_seconds,
+        leads=autoscaler.leads if autoscaler is not None else None,
+    )
+    memo.read_pool.start()
     logger.info("retention-operator started")
 
 
 @kopf.on.cleanup()
 async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
-    loop = getattr(memo, "autoscaler", None)
-    if loop is not None:
-        await loop.stop()
+    for loop in (getattr(memo, "autoscaler", None), getattr(memo, "read_pool", None)):
+        if loop is not None:
+            await loop.stop()
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()

@@ -680,11 +680,107 @@ class CredentialsSecretRef(_Model):
     )
 
 
+class ReadReplica(_Model):
+    """A PostgreSQL read replica (a hot standby of spec.pgbouncer.database)."""
+
+    host: str = Field(
+        min_length=1, max_length=253, pattern=HOST_PATTERN, description="Host name or IP address."
+    )
+    port: int = Field(default=5432, ge=1, le=65535, description="Port.")
+
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+VERIFYING_SSLMODES = ("verify-ca", "verify-full")
+
+_CA_ONE_OF_MESSAGE = "spec.pgbouncer.tls.ca must set exactly one of secretKeyRef, configMapKeyRef"
+
+
+class CaBundleRef(_Model):
+    """Where the CA certificate (PEM) that signed the database's certificate is kept."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel("has(self.secretKeyRef) != has(self.configMapKeyRef)", _CA_ONE_OF_MESSAGE)
+        )
+    )
+
+    secret_key_ref: KeySelector | SkipJsonSchema[None] = Field(
+        default=None, description="A key of a Secret in the stack's namespace."
+    )
+    config_map_key_ref: KeySelector | SkipJsonSchema[None] = Field(
+        default=None, description="A key of a ConfigMap in the stack's namespace."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError(_CA_ONE_OF_MESSAGE)
+        return self
+
+    @property
+    def selector(self) -> KeySelector:
+        """The Secret or ConfigMap key, whichever is set."""
+        ref = self.secret_key_ref or self.config_map_key_ref
+        assert ref is not None
+        return ref
+
+
+class ClientTls(_Model):
+    """TLS on PgBouncer's listener, towards the API and the workers."""
+
+    secret_name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="A kubernetes.io/tls Secret (tls.crt, tls.key) PgBouncer serves.",
+    )
+    sslmode: Literal["allow", "prefer", "require"] = Field(
+        default="require",
+        description="PgBouncer's client_tls_sslmode: require refuses clients without TLS.",
+    )
+
+
+_VERIFY_NEEDS_CA_MESSAGE = "spec.pgbouncer.tls.sslmode verify-ca and verify-full need tls.ca"
+_VERIFY_NEEDS_CA_RULE = _cel(
+    "!has(self.sslmode) || !(self.sslmode in ['verify-ca', 'verify-full']) || has(self.ca)",
+    _VERIFY_NEEDS_CA_MESSAGE,
+    ".ca",
+)
+
+
+class PgBouncerTls(_Model):
+    """TLS between PgBouncer and PostgreSQL (and, optionally, on PgBouncer's listener)."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(_VERIFY_NEEDS_CA_RULE))
+
+    sslmode: SslMode | SkipJsonSchema[None] = Field(
+        default=None,
+        description="server_tls_sslmode towards PostgreSQL and its replicas. Omit for "
+        "verify-full when ca is given, else require for a host outside the cluster, else prefer.",
+    )
+    ca: CaBundleRef | SkipJsonSchema[None] = Field(
+        default=None, description="CA certificate (PEM) that signed the database's certificate."
+    )
+    client: ClientTls | SkipJsonSchema[None] = Field(
+        default=None, description="TLS on PgBouncer's listener. Omit for plain TCP in the cluster."
+    )
+
+    @model_validator(mode="after")
+    def _verify_needs_ca(self) -> Self:
+        if self.sslmode in VERIFYING_SSLMODES and self.ca is None:
+            raise ValueError(_VERIFY_NEEDS_CA_MESSAGE)
+        return self
+
+
 _POOL_RULE = _cel(
     "self.defaultPoolSize <= self.maxClientConn",
     "spec.pgbouncer.defaultPoolSize must be less than or equal to spec.pgbouncer.maxClientConn",
     ".defaultPoolSize",
 )
+_REPLICA_PORT_MESSAGE = (
+    "spec.pgbouncer.readReplicas must all use one port (one PgBouncer database entry has one port)"
+)
+_REPLICA_PORT_RULE = _cel("self.all(r, r.port == self[0].port)", _REPLICA_PORT_MESSAGE, None)
 
 
 class PgBouncerSpec(_Model):
@@ -715,11 +811,33 @@ class PgBouncerSpec(_Model):
         default=1000, ge=1, le=100_000, description="Client connections each replica accepts."
     )
     resources: ResourcesField
+    read_replicas: list[ReadReplica] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Read replicas of the database. When set, a second pool (<stack>-pgbouncer-ro) "
+        "serves reads from those that lag less than maxLagSeconds, and from the primary "
+        "when none does.",
+        json_schema_extra=_validations(_REPLICA_PORT_RULE),
+    )
+    max_lag_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Replication lag past which a read replica leaves the read pool, in seconds.",
+    )
+    tls: PgBouncerTls = Field(
+        default_factory=PgBouncerTls,
+        description="TLS towards PostgreSQL and on PgBouncer's listener.",
+        json_schema_extra={"default": {}},
+    )
 
     @model_validator(mode="after")
     def _pool_within_clients(self) -> Self:
         if self.default_pool_size > self.max_client_conn:
             raise ValueError(_message(_POOL_RULE))
+        ports = {replica.port for replica in self.read_replicas}
+        if len(ports) > 1:
+            raise ValueError(_REPLICA_PORT_MESSAGE)
         return self
 
 
@@ -779,6 +897,11 @@ class ComponentsStatus(_StatusModel):
         default=None, description="The managed Redis StatefulSet (or the external Redis)."
     )
     pgbouncer: ComponentStatus | None = Field(default=None, description="The PgBouncer Deployment.")
+    pgbouncer_ro: ComponentStatus | None = Field(
+        default=None,
+        alias="pgbouncer-ro",
+        description="The read pool's PgBouncer Deployment (with spec.pgbouncer.readReplicas).",
+    )
 
 
 class _ScalingDecisionStatus(_StatusModel):
@@ -837,6 +960,31 @@ class AutoscalingStatus(_StatusModel):
     workers: WorkersAutoscalingStatus | None = Field(default=None, description="The workers.")
 
 
+class ReadReplicaStatus(_StatusModel):
+    """Replication lag of one read replica and whether it serves reads."""
+
+    host: str = Field(max_length=253, description="Host of the replica.")
+    port: int = Field(ge=1, le=65535, description="Port of the replica.")
+    in_read_pool: bool = Field(description="Whether the read pool sends reads to it.")
+    lag_seconds: float | None = Field(
+        default=None, ge=0, description="Replication lag last measured; absent if unreachable."
+    )
+    message: str = Field(default="", max_length=1024, description="Why it is out, if it is.")
+    last_transition_time: datetime | None = Field(
+        default=None, description="When it last joined or left the read pool."
+    )
+
+
+class PgBouncerStatus(_StatusModel):
+    """The read pool's replicas, as the operator last measured them."""
+
+    read_replicas: list[ReadReplicaStatus] = Field(
+        default_factory=list,
+        max_length=16,
+        description="One entry per spec.pgbouncer.readReplicas.",
+    )
+
+
 class RetentionStackStatus(_StatusModel):
     """Observed state of a RetentionStack, written by the operator only."""
 
@@ -854,6 +1002,9 @@ class RetentionStackStatus(_StatusModel):
     )
     autoscaling: AutoscalingStatus | None = Field(
         default=None, description="Autoscaling signals and decisions."
+    )
+    pgbouncer: PgBouncerStatus | None = Field(
+        default=None, description="Replication lag of the read replicas and the read pool."
     )
     api_replicas: int | None = Field(
         default=None, ge=0, description="Ready API replicas (printer column)."

@@ -37,6 +37,9 @@ COMPONENT_API: Final = "api"
 COMPONENT_WORKERS: Final = "workers"
 COMPONENT_REDIS: Final = "redis"
 COMPONENT_PGBOUNCER: Final = "pgbouncer"
+# The read pool in front of the read replicas; a component of its own so that
+# the primary pool's Service never selects its pods.
+COMPONENT_PGBOUNCER_RO: Final = "pgbouncer-ro"
 
 # Annotations.
 ANNOTATION_CONFIG_HASH: Final = "retention.dev/config-hash"

@@ -24,6 +24,7 @@ ENV_RETRY_SECONDS = "RETENTION_RETRY_SECONDS"
 ENV_LOG_FORMAT = "RETENTION_LOG_FORMAT"
 ENV_BIND_ADDRESS = "RETENTION_BIND_ADDRESS"
 ENV_OPERATOR_NAMESPACE = "RETENTION_OPERATOR_NAMESPACE"
+ENV_READ_POOL_TICK_SECONDS = "RETENTION_READ_POOL_TICK_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Settings:
     """Address of the metrics and liveness endpoints (127.0.0.1 in tests)."""
     operator_namespace: str | None = None
     """Where the operator runs (downward API); admitted to Redis by the NetworkPolicy."""
+    read_pool_tick_seconds: float = 0.5
+    """How often read replicas' lag is measured; keep it well under maxLagSeconds."""
 
 
 def _int(env: Mapping[str, str], key: str, default: int, *, low: int, high: int) -> int:
@@ -126,4 +129,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         bind_address=env.get(ENV_BIND_ADDRESS, "0.0.0.0") or "0.0.0.0",
         operator_namespace=env.get(ENV_OPERATOR_NAMESPACE) or None,
+        read_pool_tick_seconds=_float(env, ENV_READ_POOL_TICK_SECONDS, 0.5, low=0.1, high=60),
     )

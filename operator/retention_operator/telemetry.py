@@ -69,6 +69,16 @@ AUTOSCALER_QUERIES = Counter(
     "Signal round trips sent by source: PromQL queries (prometheus), pipelines (redis).",
     ["source"],
 )
+READ_REPLICA_LAG = Gauge(
+    "retention_operator_read_replica_lag_seconds",
+    "Replication lag of a read replica (lower bound, from WAL positions) at the last check.",
+    ["namespace", "stack", "replica"],
+)
+READ_REPLICA_IN_POOL = Gauge(
+    "retention_operator_read_replica_in_pool",
+    "1 while a read replica serves the stack's reads, 0 while it is out of the read pool.",
+    ["namespace", "stack", "replica"],
+)
 STACK_BACKLOG = Gauge(
     "retention_stack_backlog",
     "Queue backlog (consumer-group lag plus pending) of a stack at the last tick.",

@@ -120,7 +120,10 @@ def test_status_is_declared_so_it_is_not_pruned() -> None:
         names.COMPONENT_WORKERS,
         names.COMPONENT_REDIS,
         names.COMPONENT_PGBOUNCER,
+        names.COMPONENT_PGBOUNCER_RO,
     }
+    replicas = status["properties"]["pgbouncer"]["properties"]["readReplicas"]["items"]
+    assert {"host", "port", "inReadPool", "lagSeconds"} <= set(replicas["properties"])
 
 
 def test_names_subresource_and_printer_columns() -> None:

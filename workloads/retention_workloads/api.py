@@ -106,7 +106,7 @@ def create_app(config: settings.Settings) -> FastAPI:
         app.state.queue = queue.connect(config)
         # min_size=0: no connection is opened here, so a database outage
         # delays GET requests, not the API's start.
-        app.state.pool = await db.create_pool(config, min_size=0)
+        app.state.pools = await db.create_pools(config)
         log.info(
             "serving on %s:%d", config.bind_address, config.http_port,
             extra={"stream": config.stream, "redis": logs.redact(config.redis_url)},
@@ -114,7 +114,7 @@ def create_app(config: settings.Settings) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.pool.close()
+            await app.state.pools.close()
             await app.state.queue.close()
 
     app = FastAPI(
@@ -159,9 +159,10 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
         summary="Read a finished job",
     )
     async def read_job(job_id: uuid.UUID, request: Request) -> JobState:
-        """Return the job's row; 404 while the job is queued, running, or unknown."""
+        """Return the job's row (read from a replica, else the primary); 404 while the job is
+        queued, running, or unknown."""
         try:
-            row = await db.read(request.app.state.pool, job_id)
+            row = await db.read_your_writes(request.app.state.pools, job_id)
         except Exception as exc:
             if not db.is_transient(exc):
                 raise
@@ -188,7 +189,7 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
     async def readyz(request: Request) -> JSONResponse:
         """200 when Redis and the database (through PgBouncer) both answer, 503 otherwise."""
         redis_ok, db_ok = await asyncio.gather(
-            queue.ping(request.app.state.queue), db.ping(request.app.state.pool)
+            queue.ping(request.app.state.queue), db.ping(request.app.state.pools.primary)
         )
         body = {"redis": "ok" if redis_ok else "down", "database": "ok" if db_ok else "down"}
         return JSONResponse(body, status_code=200 if redis_ok and db_ok else 503)

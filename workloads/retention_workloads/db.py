@@ -14,11 +14,13 @@ server connection, and it is committed when the call returns.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 # asyncpg ships no type information; its objects are Any here.
 import asyncpg  # type: ignore[import-untyped]
@@ -28,6 +30,7 @@ from retention_workloads.settings import Settings
 TABLE = "retention_jobs"
 """The table of finished jobs (spelled out in the SQL below, which stays plain text)."""
 
+T = TypeVar("T")
 Pool: TypeAlias = Any
 """An ``asyncpg.Pool`` (asyncpg has no type information, so mypy sees Any)."""
 
@@ -81,14 +84,15 @@ class Row:
     finished_at: datetime
 
 
-async def create_pool(settings: Settings, *, min_size: int = 0) -> Pool:
+async def create_pool(settings: Settings, *, min_size: int = 0, url: str | None = None) -> Pool:
     """Create a connection pool to PgBouncer; with ``min_size=0`` no connection is opened yet.
 
-    The password comes from its own variable so that the URL, which may be
+    ``url`` defaults to the primary pool (``settings.database_url``). The
+    password comes from its own variable so that the URL, which may be
     logged, never carries it.
     """
     pool: Pool = await asyncpg.create_pool(
-        settings.database_url,
+        url or settings.database_url,
         password=settings.database_password,
         min_size=min_size,
         max_size=settings.db_pool_max_size,
@@ -139,6 +143,70 @@ async def record(
         enqueued_ms,
     )
     return bool(inserted)
+
+
+REPLICA_READ_TIMEOUT = 1.0
+"""A read through the read pool that takes longer goes to the primary instead: a replica
+that just went away keeps PgBouncer waiting for a server connection, not failing."""
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The primary pool, and the read pool when the stack has read replicas."""
+
+    primary: Pool
+    replica: Pool | None = None
+
+    async def close(self) -> None:
+        await self.primary.close()
+        if self.replica is not None:
+            await self.replica.close()
+
+
+async def create_pools(settings: Settings) -> Pools:
+    """Create the primary pool and, with ``database_read_url``, the read pool (not connected)."""
+    primary = await create_pool(settings, min_size=0)
+    if settings.database_read_url is None:
+        return Pools(primary)
+    return Pools(primary, await create_pool(settings, min_size=0, url=settings.database_read_url))
+
+
+async def read_your_writes(pools: Pools, job_id: uuid.UUID) -> Row | None:
+    """Return a finished job's row, from a replica when it has it, else from the primary.
+
+    A replica may not have replayed a row the primary already committed, and
+    may be down: a row it does not return (or an error of the read pool) is
+    read again from the primary, so a client never sees a 404 for a job the
+    worker has recorded. Errors of the primary propagate.
+    """
+    if pools.replica is not None:
+        try:
+            # The bound covers the connection too: PgBouncer holds a new client's
+            # login until it has a server connection, which a dead replica never gives.
+            row = await _within(read(pools.replica, job_id), REPLICA_READ_TIMEOUT)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            row = None
+        if row is not None:
+            return row
+    return await read(pools.primary, job_id)
+
+
+async def _within(call: Coroutine[Any, Any, T], seconds: float) -> T:
+    """Return ``call``'s result, or raise TimeoutError after ``seconds`` without waiting longer.
+
+    Unlike ``asyncio.wait_for``, the caller does not wait for the abandoned call
+    to unwind (asyncpg may take its connect timeout to do so); it is cancelled
+    and left to end in the background.
+    """
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    raise TimeoutError(f"no answer within {seconds:g}s")
 
 
 async def read(pool: Pool, job_id: uuid.UUID) -> Row | None:

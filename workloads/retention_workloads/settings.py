@@ -33,6 +33,8 @@ class Settings:
     group: str
     deadletter_stream: str
     database_url: str
+    database_read_url: str | None
+    """The read pool (read replicas); None sends reads to ``database_url``."""
     database_password: str | None
     statement_cache_size: int
     db_pool_max_size: int
@@ -71,6 +73,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             env, contract.ENV_DEADLETTER_STREAM, contract.deadletter_stream(stream)
         ),
         database_url=_text(env, contract.ENV_DATABASE_URL, contract.DEFAULT_DATABASE_URL),
+        database_read_url=env.get(contract.ENV_DATABASE_READ_URL, "").strip() or None,
         database_password=env.get(contract.ENV_DATABASE_PASSWORD) or None,
         statement_cache_size=_int(env, contract.ENV_DB_STATEMENT_CACHE_SIZE, 0, low=0),
         db_pool_max_size=_int(env, contract.ENV_DB_POOL_MAX_SIZE, 10, low=1),

@@ -215,6 +215,10 @@ class AutoscalingLoop:
             elapsed = time.monotonic() - started
             await asyncio.sleep(max(0.0, self._settings.tick_seconds - elapsed))
 
+    async def leads(self) -> bool:
+        """Whether this operator replica leads (the read pool loop asks the same question)."""
+        return await self._leads()
+
     async def _leads(self) -> bool:
         """Whether this replica leads (always, without peering); a failed read counts as no."""
         name = self._settings.peering_name

@@ -61,21 +61,33 @@ def queue_env(stack: RetentionStack) -> EnvList:
     ]
 
 
-def database_env(stack: RetentionStack) -> EnvList:
-    """Return the database URL through PgBouncer (no password) and the password reference.
-
-    The asyncpg statement cache is off unless PgBouncer pools by session:
-    prepared statements do not survive transaction or statement pooling.
-    """
+def _pool_url(stack: RetentionStack, service: str) -> str:
+    """``postgresql://user@<service>:6432/db``, with ``?sslmode=require`` when PgBouncer's
+    listener serves TLS (the workloads then refuse a plain connection)."""
     pgbouncer = stack.spec.pgbouncer
     db = pgbouncer.database
-    host = naming.service_host(naming.pgbouncer(stack.name), stack.namespace)
+    host = naming.service_host(service, stack.namespace)
+    url = f"postgresql://{db.user}@{host}:{naming.PGBOUNCER_PORT}/{db.name}"
+    return f"{url}?sslmode=require" if pgbouncer.tls.client is not None else url
+
+
+def database_env(stack: RetentionStack) -> EnvList:
+    """Return the database URLs through PgBouncer (no password) and the password reference.
+
+    ``RETENTION_DATABASE_READ_URL`` (the read pool) is set only for a stack with
+    read replicas. The asyncpg statement cache is off unless PgBouncer pools by
+    session: prepared statements do not survive transaction or statement pooling.
+    """
+    pgbouncer = stack.spec.pgbouncer
     creds = pgbouncer.credentials_secret_ref
+    read = (
+        [_value(contract.ENV_DATABASE_READ_URL, _pool_url(stack, naming.pgbouncer_ro(stack.name)))]
+        if pgbouncer.read_replicas
+        else []
+    )
     return [
-        _value(
-            contract.ENV_DATABASE_URL,
-            f"postgresql://{db.user}@{host}:{naming.PGBOUNCER_PORT}/{db.name}",
-        ),
+        _value(contract.ENV_DATABASE_URL, _pool_url(stack, naming.pgbouncer(stack.name))),
+        *read,
         _secret(contract.ENV_DATABASE_PASSWORD, creds.name, creds.password_key),
         _value(
             contract.ENV_DB_STATEMENT_CACHE_SIZE,

@@ -59,6 +59,16 @@ def pgbouncer_config(stack: str) -> str:
     return f"{stack}-{names.COMPONENT_PGBOUNCER}-config"
 
 
+def pgbouncer_ro(stack: str) -> str:
+    """Name of the read pool's Deployment, Service, PDB and NetworkPolicy."""
+    return f"{stack}-{names.COMPONENT_PGBOUNCER_RO}"
+
+
+def pgbouncer_ro_config(stack: str) -> str:
+    """Name of the ConfigMap with the read pool's pgbouncer.ini."""
+    return f"{stack}-{names.COMPONENT_PGBOUNCER_RO}-config"
+
+
 def service_host(service: str, namespace: str) -> str:
     """In-cluster DNS name of a Service."""
     return f"{service}.{namespace}.svc"

@@ -73,3 +73,9 @@ def build_pgbouncer_network_policy(stack: RetentionStack) -> dict[str, Any]:
     """Return the policy of the PgBouncer pods: the stack's API and workers only."""
     ingress = [{"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}]
     return _policy(stack, naming.pgbouncer(stack.name), names.COMPONENT_PGBOUNCER, ingress)
+
+
+def build_pgbouncer_ro_network_policy(stack: RetentionStack) -> dict[str, Any]:
+    """Return the policy of the read pool's pods: the stack's API and workers only."""
+    ingress = [{"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}]
+    return _policy(stack, naming.pgbouncer_ro(stack.name), names.COMPONENT_PGBOUNCER_RO, ingress)

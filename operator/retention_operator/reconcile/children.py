@@ -40,6 +40,9 @@ def workloads(stack: RetentionStack) -> dict[str, tuple[str, str, str]]:
     }
     if stack.spec.redis.managed is not None:
         out[names.COMPONENT_REDIS] = ("apps/v1", "StatefulSet", naming.redis(stack.name))
+    if stack.spec.pgbouncer.read_replicas:
+        ro = ("apps/v1", "Deployment", naming.pgbouncer_ro(stack.name))
+        out[names.COMPONENT_PGBOUNCER_RO] = ro
     return out
 
 
@@ -72,6 +75,7 @@ async def desired(
         Child(pgbouncer.build_pgbouncer_deployment(stack)),
         Child(pgbouncer.build_pgbouncer_service(stack)),
         Child(pgbouncer.build_pgbouncer_pdb(stack)),
+        *(Child(m) for m in pgbouncer.build_read_pool(stack)),
     ]
     manifests += [Child(m) for m in await _redis_children(kube, stack)]
     manifests += [
@@ -92,6 +96,8 @@ async def desired(
         ),
         Child(networkpolicy.build_pgbouncer_network_policy(stack)),
     ]
+    if stack.spec.pgbouncer.read_replicas:
+        manifests.append(Child(networkpolicy.build_pgbouncer_ro_network_policy(stack)))
     return [Child(set_owner_reference(c.manifest, owner), c.initial_replicas) for c in manifests]
 
 

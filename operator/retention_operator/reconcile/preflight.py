@@ -1,9 +1,12 @@
 """What only the operator can judge before it touches children.
 
 A referenced Secret that is missing (or lacks its key), a database or an
-external Redis that accepts no connection: each is a :class:`Problem` that
-sets ``Stalled`` and leaves every existing child as it is. Secret *values*
-are never read here, only whether the key is present.
+external Redis that accepts no connection, a database whose TLS does not
+hold up as ``spec.pgbouncer.tls`` asks (no TLS, a certificate the CA does not
+trust, a certificate for another host): each is a :class:`Problem` that sets
+``Stalled`` and leaves every existing child as it is. Passwords are never
+read here, only whether their key is present; the CA certificate, which is
+public, is read to verify the database with it.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import asyncio
 import contextlib
 from urllib.parse import urlsplit
 
+from retention_operator.builders.database import server_sslmode
 from retention_operator.kube import KubeClient
 from retention_operator.model import RetentionStack
+from retention_operator.reconcile import database
 from retention_operator.reconcile.status import Problem
 
 REASON_SECRET_NOT_FOUND = "SecretNotFound"
@@ -81,17 +86,35 @@ async def secrets_problem(kube: KubeClient, stack: RetentionStack) -> Problem | 
     return None
 
 
-async def reachability_problem(stack: RetentionStack) -> Problem | None:
-    """Return a Problem if the database (or an external Redis) refuses connections."""
+async def reachability_problem(kube: KubeClient, stack: RetentionStack) -> Problem | None:
+    """Return a Problem if the database (or an external Redis) refuses connections,
+    or if the database's TLS fails the checks of its sslmode."""
     db = stack.spec.pgbouncer.database
+    what = f"PostgreSQL at {db.host}:{db.port} (spec.pgbouncer.database)"
     error = await tcp_error(db.host, db.port)
     if error is not None:
-        return Problem(
-            REASON_DATABASE_UNREACHABLE,
-            f"PostgreSQL at {db.host}:{db.port} (spec.pgbouncer.database) accepts no connection: "
-            f"{error}",
-        )
+        return Problem(REASON_DATABASE_UNREACHABLE, f"{what} accepts no connection: {error}")
+    problem = await tls_problem(kube, stack, what=what)
+    if problem is not None:
+        return problem
     return await external_redis_problem(stack)
+
+
+async def tls_problem(kube: KubeClient, stack: RetentionStack, *, what: str) -> Problem | None:
+    """Return a Problem if the primary's TLS handshake fails as the stack's sslmode checks it."""
+    ca = await database.ca_bundle(kube, stack)
+    if isinstance(ca, database.TlsFailure):
+        return Problem(ca.reason, ca.message)
+    db = stack.spec.pgbouncer.database
+    failure = await database.tls_failure(
+        db.host,
+        db.port,
+        mode=server_sslmode(stack.spec.pgbouncer),
+        ca_pem=ca,
+        what=what,
+        within=CONNECT_TIMEOUT,
+    )
+    return Problem(failure.reason, failure.message) if failure is not None else None
 
 
 async def external_redis_problem(stack: RetentionStack) -> Problem | None:

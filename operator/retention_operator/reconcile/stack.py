@@ -164,7 +164,7 @@ async def _reconcile_locked(
         wrote = await _write_status(kube, body, components=components, problem=None, paused=True)
         return Outcome(writes=int(wrote))
     problem = await preflight.secrets_problem(kube, stack) or await preflight.reachability_problem(
-        stack
+        kube, stack
     )
     if problem is not None:
         return await _stall(kube, body, stack, problem)

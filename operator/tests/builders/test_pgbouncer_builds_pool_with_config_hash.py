@@ -22,12 +22,16 @@ def test_ini_carries_database_and_pool_settings(stack: RetentionStack) -> None:
 def test_credentials_come_from_the_secret_not_the_config(stack: RetentionStack) -> None:
     deployment = pgbouncer.build_pgbouncer_deployment(stack)
     pod = deployment["spec"]["template"]["spec"]
-    (init,) = pod["initContainers"]
-    env = {entry["name"]: entry for entry in init["env"]}
-    assert env["PGBOUNCER_PASSWORD"]["valueFrom"] == {
-        "secretKeyRef": {"name": "pg-creds", "key": "password"}
-    }
-    assert {"name": "auth", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["credentials"]["secret"]["secretName"] == "pg-creds"
+    assert volumes["credentials"]["secret"]["items"] == [{"key": "password", "path": "password"}]
+    assert volumes["auth"] == {"name": "auth", "emptyDir": {"medium": "Memory"}}
+    (container,) = pod["containers"]
+    env = {entry["name"]: entry["value"] for entry in container["env"]}
+    assert env["PGBOUNCER_PASSWORD_FILE"] == "/etc/pgbouncer/credentials/password"
+    assert "password" not in json.dumps(container["env"]).replace("PASSWORD_FILE", "").replace(
+        "/credentials/password", ""
+    )
     assert "password" not in json.dumps(pgbouncer.build_pgbouncer_config_map(stack)["data"])
 
 
