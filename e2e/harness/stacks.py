@@ -57,12 +57,14 @@ def stack_manifest(
     api_image: str = "example.invalid/workloads:1",
     api: dict[str, Any] | None = None,
     workers: dict[str, Any] | None = None,
+    pgbouncer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A RetentionStack on the harness PostgreSQL and an external Redis (or a managed one).
 
     The Redis is ``redis`` (a harness server), ``redis_url``, or, with
     ``managed_redis``, a managed cluster of 3 shards with 1 replica each.
-    ``api`` and ``workers`` are merged over the defaults (API 2..6, workers 1..8).
+    ``api``, ``workers`` and ``pgbouncer`` are merged over the defaults (API 2..6,
+    workers 1..8, one PgBouncer on the harness PostgreSQL).
     """
     if managed_redis:
         redis_spec: dict[str, Any] = {
@@ -101,6 +103,7 @@ def stack_manifest(
                     "user": postgres.user,
                 },
                 "credentialsSecretRef": {"name": SECRET},
+                **(pgbouncer or {}),
             },
         },
     }

@@ -78,6 +78,8 @@ class _StackMemory:
     written: list[Manifest] | None = None
     written_at: float = 0.0
     ensured_at: float = 0.0
+    applied: str | None = None
+    """Hash of the read pool ConfigMap this loop last applied."""
     secret: tuple[str | None, str | None, float] | None = None
     """(password, CA PEM, read at)."""
 
@@ -288,6 +290,8 @@ class ReadPoolLoop:
             _shape(e) for e in memory.written
         ]
         drifted = entries != memory.written and now - memory.written_at >= self._refresh
+        # The pool changes first; status and Events then report what was done.
+        await self._ensure_config(memory, entries, now=now)
         if changed or drifted:
             patch = {"pgbouncer": {"readReplicas": entries}}
             await self._kube.patch_status(names.API_VERSION, names.KIND, namespace, name, patch)
@@ -310,12 +314,16 @@ class ReadPoolLoop:
                 reason=reason,
                 message=message,
             )
-        if changed or now - memory.ensured_at >= self._refresh:
-            await self._ensure_config(memory, entries)
-            memory.ensured_at = now
 
-    async def _ensure_config(self, memory: _StackMemory, entries: list[Manifest]) -> None:
-        """Apply the read pool's ConfigMap as the reconciler would render it from this status."""
+    async def _ensure_config(
+        self, memory: _StackMemory, entries: list[Manifest], *, now: float
+    ) -> None:
+        """Apply the read pool's ConfigMap, rendered from this status, when it changed.
+
+        After the reconciler created it, this loop is its only writer: it follows
+        both the membership and the spec (a changed pool size, say). Unchanged,
+        it is checked against the live object every ``STATUS_REFRESH_SECONDS``.
+        """
         stack = memory.stack
         body = stack.model_dump(by_alias=True, exclude_none=True, mode="json")
         body["status"] = {**(body.get("status") or {}), "pgbouncer": {"readReplicas": entries}}
@@ -323,8 +331,12 @@ class ReadPoolLoop:
         manifest = set_owner_reference(
             pgbouncer.build_pgbouncer_ro_config_map(measured), owner_reference(stack.metadata)
         )
+        digest = apply.manifest_hash(manifest)
+        if digest == memory.applied and now - memory.ensured_at < self._refresh:
+            return
         try:
             await apply.ensure(self._kube, manifest)
+            memory.applied, memory.ensured_at = digest, now
         except (KubeError, httpx.HTTPError) as exc:
             telemetry.stack_logger(logger, stack.namespace, stack.name).warning(
                 "read pool: could not apply %s: %s", manifest["metadata"]["name"], exc

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from retention_operator import names
-from retention_operator.kube import KubeClient
+from retention_operator.kube import KubeClient, KubeError
 
 Manifest = dict[str, Any]
 
@@ -81,3 +81,22 @@ async def ensure_present(kube: KubeClient, manifest: Manifest) -> tuple[Manifest
     if live is not None:
         return live, False
     return await kube.apply(manifest, field_manager=names.FIELD_MANAGER), True
+
+
+async def create_absent(kube: KubeClient, manifest: Manifest) -> bool:
+    """Create ``manifest`` (stamped) unless an object of its name exists; return whether it did.
+
+    A plain create, not an apply: if another writer made the object between
+    the read and this call, the API server answers 409 and nothing is overwritten.
+    """
+    meta = manifest["metadata"]
+    live = await kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+    if live is not None:
+        return False
+    try:
+        await kube.create(stamped(manifest))
+    except KubeError as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True

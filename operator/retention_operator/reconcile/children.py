@@ -25,10 +25,15 @@ Manifest = dict[str, Any]
 
 @dataclass(frozen=True)
 class Child:
-    """A manifest to apply; ``initial_replicas`` is set for the autoscaled Deployments."""
+    """A manifest to apply; ``initial_replicas`` is set for the autoscaled Deployments.
+
+    ``create_only`` children are created when absent and never updated here,
+    because another part of the operator owns their content once they exist.
+    """
 
     manifest: Manifest
     initial_replicas: int | None = None
+    create_only: bool = False
 
 
 def workloads(stack: RetentionStack) -> dict[str, tuple[str, str, str]]:
@@ -75,7 +80,7 @@ async def desired(
         Child(pgbouncer.build_pgbouncer_deployment(stack)),
         Child(pgbouncer.build_pgbouncer_service(stack)),
         Child(pgbouncer.build_pgbouncer_pdb(stack)),
-        *(Child(m) for m in pgbouncer.build_read_pool(stack)),
+        *(Child(m, create_only=m["kind"] == "ConfigMap") for m in pgbouncer.build_read_pool(stack)),
     ]
     manifests += [Child(m) for m in await _redis_children(kube, stack)]
     manifests += [
@@ -98,7 +103,12 @@ async def desired(
     ]
     if stack.spec.pgbouncer.read_replicas:
         manifests.append(Child(networkpolicy.build_pgbouncer_ro_network_policy(stack)))
-    return [Child(set_owner_reference(c.manifest, owner), c.initial_replicas) for c in manifests]
+    # The read pool's ConfigMap follows replication lag between reconciles: the
+    # read pool loop owns it once it exists (a reconcile would undo its changes).
+    return [
+        Child(set_owner_reference(c.manifest, owner), c.initial_replicas, c.create_only)
+        for c in manifests
+    ]
 
 
 async def redis_health(

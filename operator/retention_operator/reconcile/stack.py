@@ -173,9 +173,12 @@ async def _reconcile_locked(
         for child in await children.desired(
             kube, stack, operator_namespace=settings.operator_namespace
         ):
-            _, wrote = await apply.ensure(
-                kube, child.manifest, initial_replicas=child.initial_replicas
-            )
+            if child.create_only:
+                wrote = await apply.create_absent(kube, child.manifest)
+            else:
+                _, wrote = await apply.ensure(
+                    kube, child.manifest, initial_replicas=child.initial_replicas
+                )
             if wrote:
                 writes += 1
                 log.info(
