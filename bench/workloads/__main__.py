@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import httpx
 import retention_contract as contract
 from harness import services
 from harness.procs import free_port, port_open, start, wait_until
+from harness.service_base import pgbouncer_with_prepared_statements
 from retention_workloads.jobs import encode_entry
 
 HERE = Path(__file__).resolve().parent
@@ -47,24 +49,51 @@ TARGETS = {
 }
 
 
+PREPARED_STATEMENTS = 200
+"""max_prepared_statements of the newer PgBouncer; the workloads' cache is set to 100."""
+
+
+@dataclass
+class Servers:
+    """Everything the benchmark runs against: one PostgreSQL, two PgBouncers, one Redis."""
+
+    postgres: Any
+    bouncer: Any
+    """Debian's PgBouncer 1.18: the workloads run with statement_cache_size=0."""
+    redis: Any
+    prepared: Any | None = None
+    """PgBouncer >= 1.21 with max_prepared_statements (None with --no-prepared)."""
+
+
 @contextmanager
-def servers(base: Path) -> Iterator[tuple[Any, Any, Any]]:
-    """Start PostgreSQL, PgBouncer and Redis; stop them on the way out."""
+def servers(base: Path, *, prepared: bool) -> Iterator[Servers]:
+    """Start PostgreSQL, the PgBouncers and Redis; stop them on the way out."""
     postgres = services.start_postgres(base_dir=base)
-    bouncer = redis_server = None
+    started = Servers(postgres=postgres, bouncer=None, redis=None)
     try:
-        bouncer = services.start_pgbouncer(postgres, base_dir=base)
-        redis_server = services.start_redis(base_dir=base)
-        yield postgres, bouncer, redis_server
+        started.bouncer = services.start_pgbouncer(postgres, base_dir=base)
+        if prepared:
+            started.prepared = services.start_pgbouncer(
+                postgres,
+                base_dir=base,
+                binary=pgbouncer_with_prepared_statements(),
+                overrides={"max_prepared_statements": str(PREPARED_STATEMENTS)},
+                name="pgbouncer-prepared",
+            )
+        started.redis = services.start_redis(base_dir=base)
+        yield started
     finally:
-        if redis_server is not None:
-            redis_server.stop()
-        if bouncer is not None:
-            bouncer.cleanup()
+        if started.redis is not None:
+            started.redis.stop()
+        for bouncer in (started.prepared, started.bouncer):
+            if bouncer is not None:
+                bouncer.cleanup()
         postgres.cleanup()
 
 
-def workload_env(bouncer: Any, redis_server: Any, stack: str) -> dict[str, str]:
+def workload_env(
+    bouncer: Any, redis_server: Any, stack: str, *, statement_cache: int = 0
+) -> dict[str, str]:
     """The environment the operator would set, pointed at the local servers."""
     return {
         contract.ENV_STACK_NAME: stack,
@@ -74,13 +103,44 @@ def workload_env(bouncer: Any, redis_server: Any, stack: str) -> dict[str, str]:
             f"postgresql://{bouncer.user}@{bouncer.host}:{bouncer.port}/{bouncer.dbname}"
         ),
         contract.ENV_DATABASE_PASSWORD: bouncer.password,
+        contract.ENV_DB_STATEMENT_CACHE_SIZE: str(statement_cache),
         contract.ENV_BIND_ADDRESS: "127.0.0.1",
         contract.ENV_LOG_LEVEL: "WARNING",
     }
 
 
-def bench_api(env: dict[str, str], base: Path, *, rate: int, seconds: int) -> dict[str, Any]:
-    """Offer ``rate`` req/s to one API process with Locust; return what it served."""
+WARMUP_S = 2.0
+"""Seconds of each step left out of the served rate: Locust spawns its users then."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One offered rate held for a while, and what the API made of it."""
+
+    offered: int
+    served: float
+    p95_ms: float
+    p50_ms: float
+    server_p95_ms: float | None
+    requests: int
+    failures: int
+
+    @property
+    def sustained(self) -> bool:
+        """Served >= 99 % of offered, p95 under the seed's 200 ms, and no error at all."""
+        return (
+            self.served >= 0.99 * self.offered
+            and self.p95_ms < TARGETS["api_p95_ms"]
+            and self.failures == 0
+        )
+
+    def row(self) -> dict[str, Any]:
+        return {**asdict(self), "sustained": self.sustained}
+
+
+@contextmanager
+def api_process(env: dict[str, str], base: Path) -> Iterator[str]:
+    """One API process (the console script's code path); yields its base URL."""
     port = free_port()
     api = start(
         "api",
@@ -88,53 +148,109 @@ def bench_api(env: dict[str, str], base: Path, *, rate: int, seconds: int) -> di
         log_dir=base,
         env={**env, contract.ENV_HTTP_PORT: str(port)},
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: port_open(port), what="API", timeout=30, proc=api)
-        users = max(rate // 10, 1)
-        prefix = base / "locust"
-        locust = start(
-            "locust",
-            [
-                str(Path(sys.executable).with_name("locust")),
-                "-f",
-                str(HERE / "locustfile.py"),
-                "--headless",
-                "--host",
-                url,
-                "-u",
-                str(users),
-                "-r",
-                str(users),
-                "-t",
-                f"{seconds}s",
-                "--csv",
-                str(prefix),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-                "--stop-timeout",
-                "5",
-            ],
-            log_dir=base,
-            env={"BENCH_USER_RPS": "10"},
-        )
-        try:
-            locust.popen.wait(timeout=seconds + 40)
-        finally:
-            locust.stop()
-        row = _aggregated(Path(f"{prefix}_stats.csv"))
-        server_p95 = _server_p95(httpx.get(f"{url}/metrics", timeout=5).text)
+        yield f"http://127.0.0.1:{port}"
     finally:
         api.stop()
+
+
+def offer(url: str, base: Path, *, rate: int, seconds: int) -> Step:
+    """Offer ``rate`` req/s to the API at ``url`` with Locust for ``seconds``; return the step.
+
+    Served is the rate Locust completed after its users were spawned (from its
+    per-second history); p95 and p50 cover every request of the step.
+    """
+    users = max(rate // 10, 1)
+    prefix = base / f"locust-{rate}"
+    before = _histogram(httpx.get(f"{url}/metrics", timeout=5).text)
+    locust = start(
+        f"locust-{rate}",
+        [
+            str(Path(sys.executable).with_name("locust")),
+            "-f",
+            str(HERE / "locustfile.py"),
+            "--headless",
+            "--host",
+            url,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "5",
+        ],
+        log_dir=base,
+        env={"BENCH_USER_RPS": "10"},
+    )
+    try:
+        locust.popen.wait(timeout=seconds + 40)
+    finally:
+        locust.stop()
+    row = _aggregated(Path(f"{prefix}_stats.csv"))
+    after = _histogram(httpx.get(f"{url}/metrics", timeout=5).text)
+    return Step(
+        offered=rate,
+        served=_steady_rate(Path(f"{prefix}_stats_history.csv"), users=users),
+        p95_ms=float(row["95%"]),
+        p50_ms=float(row["50%"]),
+        server_p95_ms=_p95({b: after[b] - before.get(b, 0.0) for b in after}),
+        requests=int(row["Request Count"]),
+        failures=int(row["Failure Count"]),
+    )
+
+
+def _steady_rate(path: Path, *, users: int) -> float:
+    """Requests per second between the first second with every user spawned and the end."""
+    points: list[tuple[float, float]] = []
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "Aggregated" and int(row["User Count"] or 0) >= users:
+                points.append((float(row["Timestamp"]), float(row["Total Request Count"])))
+    steady = [p for p in points if p[0] >= points[0][0] + WARMUP_S] if points else []
+    if len(steady) < 2:
+        return 0.0
+    (t0, n0), (t1, n1) = steady[0], steady[-1]
+    return round((n1 - n0) / (t1 - t0), 1) if t1 > t0 else 0.0
+
+
+def step_up(
+    url: str, base: Path, *, start_rate: int, step: int, top: int, seconds: int
+) -> list[Step]:
+    """Offer ``start_rate``, then ``step`` more each time, until a step is not sustained
+    or ``top`` is passed; return every step run (the last one is the first that failed)."""
+    steps: list[Step] = []
+    rate = start_rate
+    while rate <= top:
+        result = offer(url, base, rate=rate, seconds=seconds)
+        steps.append(result)
+        print(json.dumps(result.row()), file=sys.stderr, flush=True)
+        if not result.sustained:
+            break
+        rate += step
+    return steps
+
+
+def api_summary(steps: list[Step]) -> dict[str, Any]:
+    """The keys of the report: the highest sustained step (or the first step if none held)."""
+    held = [s for s in steps if s.sustained]
+    best = held[-1] if held else steps[0]
     return {
-        "api_offered_rps": rate,
-        "api_rps_per_instance": round(float(row["Requests/s"]), 1),
-        "api_p95_ms": float(row["95%"]),
-        "api_p50_ms": float(row["50%"]),
-        "api_server_p95_ms": server_p95,
-        "api_requests": int(row["Request Count"]),
-        "api_failures": int(row["Failure Count"]),
+        "api_offered_rps": best.offered,
+        "api_rps_per_instance": best.served if held else 0.0,
+        "api_p95_ms": best.p95_ms,
+        "api_p50_ms": best.p50_ms,
+        "api_server_p95_ms": best.server_p95_ms,
+        "api_requests": best.requests,
+        "api_failures": best.failures,
+        "api_steps": [s.row() for s in steps],
     }
 
 
@@ -146,8 +262,8 @@ def _aggregated(path: Path) -> dict[str, str]:
     raise RuntimeError(f"no Aggregated row in {path}")
 
 
-def _server_p95(text: str) -> float | None:
-    """p95 in ms from the API's histogram (v1 routes only), by linear interpolation."""
+def _histogram(text: str) -> dict[float, float]:
+    """Cumulative bucket counts of the API's request histogram (v1 routes only)."""
     buckets: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith(f"{contract.METRIC_API_REQUEST_DURATION}_bucket{{") and "/v1/" in line:
@@ -155,10 +271,17 @@ def _server_p95(text: str) -> float | None:
             le = labels.split('le="', 1)[1].split('"', 1)[0]
             bound = float("inf") if le == "+Inf" else float(le)
             buckets[bound] = buckets.get(bound, 0.0) + float(value)
+    return buckets
+
+
+def _p95(buckets: dict[float, float]) -> float | None:
+    """p95 in ms from cumulative buckets, by linear interpolation inside the bucket."""
     if not buckets:
         return None
     bounds = sorted(buckets)
     total = buckets[bounds[-1]]
+    if total <= 0:
+        return None
     rank, lower, below = 0.95 * total, 0.0, 0.0
     for bound in bounds:
         if buckets[bound] >= rank:
@@ -225,17 +348,36 @@ async def _wait_rows(dsn: str, ids: list[uuid.UUID], *, within_s: float) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workloads", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--rate", type=int, default=1000, help="offered API load, req/s")
-    parser.add_argument("--seconds", type=int, default=20, help="API load duration")
+    parser.add_argument("--start", type=int, default=1000, help="first offered rate, req/s")
+    parser.add_argument("--step", type=int, default=250, help="rate added per step, req/s")
+    parser.add_argument("--max", type=int, default=4000, help="highest rate offered, req/s")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each step")
     parser.add_argument("--jobs", type=int, default=3000, help="backlog for the worker")
+    parser.add_argument(
+        "--no-prepared",
+        action="store_true",
+        help="skip the PgBouncer >= 1.21 path (it is built from source the first time)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-workloads-"))
     started = time.monotonic()
+    load_before = os.getloadavg()
     try:
-        with servers(base) as (postgres, bouncer, redis_server):
-            env = workload_env(bouncer, redis_server, stack="bench")
-            result = bench_api(env, base, rate=args.rate, seconds=args.seconds)
-            result |= bench_worker(env, base, postgres, redis_server, jobs=args.jobs)
+        with servers(base, prepared=not args.no_prepared) as running:
+            env = workload_env(running.bouncer, running.redis, stack="bench")
+            with api_process(env, base) as url:
+                steps = step_up(
+                    url,
+                    base,
+                    start_rate=args.start,
+                    step=args.step,
+                    top=args.max,
+                    seconds=args.seconds,
+                )
+            result = api_summary(steps)
+            result |= bench_worker(env, base, running.postgres, running.redis, jobs=args.jobs)
+            if running.prepared is not None:
+                result |= prepared_path(running, base, rate=result["api_offered_rps"], args=args)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     result["targets"] = TARGETS
@@ -243,6 +385,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "load_generator": "locust (FastHttpUser), same machine",
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     if args.json:
@@ -250,6 +394,21 @@ def main() -> None:
         return
     for key, value in result.items():
         print(f"{key}: {value}")
+
+
+def prepared_path(
+    running: Servers, base: Path, *, rate: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The same API rate and worker backlog through PgBouncer >= 1.21 with prepared statements."""
+    env = workload_env(running.prepared, running.redis, stack="bench-prepared", statement_cache=100)
+    with api_process(env, base) as url:
+        step = offer(url, base, rate=rate, seconds=args.seconds)
+    worker = bench_worker(env, base, running.postgres, running.redis, jobs=args.jobs)
+    return {
+        "prepared_pgbouncer": f"1.24.1, max_prepared_statements={PREPARED_STATEMENTS}",
+        "prepared_api_step": step.row(),
+        "prepared_worker_jobs_per_s": worker["worker_jobs_per_s"],
+    }
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ ENV_DATABASE_URL; absent when the stack has no read replicas (reads go to ENV_DA
 A row a replica does not have yet is read again through ENV_DATABASE_URL."""
 ENV_DATABASE_PASSWORD: Final = "RETENTION_DATABASE_PASSWORD"
 """Taken from the credentials Secret by ``valueFrom.secretKeyRef``."""
+ENV_DATABASE_PASSWORD_FILE: Final = "RETENTION_DATABASE_PASSWORD_FILE"
+"""A file holding the same password (the credentials Secret mounted as a volume). The
+kubelet rewrites it when the Secret changes, so a client that reads it on every new
+connection follows a password rotation without a restart; it wins over ENV_DATABASE_PASSWORD."""
 ENV_DB_STATEMENT_CACHE_SIZE: Final = "RETENTION_DB_STATEMENT_CACHE_SIZE"
 """asyncpg statement cache; 0 (the default) for PgBouncer in transaction mode."""
 ENV_HTTP_PORT: Final = "RETENTION_HTTP_PORT"

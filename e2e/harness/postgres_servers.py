@@ -462,6 +462,9 @@ class PgBouncerServer:
                 },
             )
         backend = self.backend
+        return with_settings(self._debian_ini(backend, userlist), self.overrides)
+
+    def _debian_ini(self, backend: PostgresServer, userlist: Path) -> str:
         return (
             "[databases]\n"
             f"{backend.dbname} = host={backend.host} port={backend.port} dbname={backend.dbname}\n"

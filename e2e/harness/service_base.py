@@ -41,6 +41,23 @@ def require_binary(name: str, *, search: Sequence[Path] = ()) -> str:
     return found
 
 
+def pgbouncer_with_prepared_statements() -> str:
+    """Return the path of a PgBouncer >= 1.21 (``max_prepared_statements``), building it once.
+
+    Debian bookworm ships 1.18; ``e2e/harness/build-pgbouncer.sh`` builds a newer
+    one from Debian's source package into ~/.cache/retention-stack (minutes the
+    first time, cached after). Raises MissingBinary with the script's output on failure.
+    """
+    script = Path(__file__).with_name("build-pgbouncer.sh")
+    done = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, check=False, timeout=1200
+    )
+    last = done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []
+    if done.returncode != 0 or not last or not last[0].startswith("PGBOUNCER="):
+        raise MissingBinary(f"could not build PgBouncer: {(done.stdout + done.stderr)[-2000:]}")
+    return last[0].split("=", 1)[1]
+
+
 def postgres_bin_dir() -> Path:
     """Return the folder with initdb/postgres/pg_isready/psql.
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 # asyncpg ships no type information; its objects are Any here.
@@ -93,7 +94,7 @@ async def create_pool(settings: Settings, *, min_size: int = 0, url: str | None 
     """
     pool: Pool = await asyncpg.create_pool(
         url or settings.database_url,
-        password=settings.database_password,
+        password=password_source(settings),
         min_size=min_size,
         max_size=settings.db_pool_max_size,
         statement_cache_size=settings.statement_cache_size,
@@ -104,6 +105,26 @@ async def create_pool(settings: Settings, *, min_size: int = 0, url: str | None 
         timeout=5.0,
     )
     return pool
+
+
+def password_source(settings: Settings) -> str | Callable[[], str | None] | None:
+    """The password asyncpg logs in with: read from the file on each new connection, if set.
+
+    A rotated password then reaches new connections without a restart, while
+    open connections stay as they are. An unreadable file falls back to the
+    password from the environment.
+    """
+    path = settings.database_password_file
+    if path is None:
+        return settings.database_password
+
+    def read() -> str | None:
+        try:
+            return Path(path).read_text().rstrip("\n") or settings.database_password
+        except OSError:
+            return settings.database_password
+
+    return read
 
 
 async def ensure_schema(pool: Pool) -> None:

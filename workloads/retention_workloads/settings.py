@@ -36,6 +36,9 @@ class Settings:
     database_read_url: str | None
     """The read pool (read replicas); None sends reads to ``database_url``."""
     database_password: str | None
+    database_password_file: str | None
+    """Read on every new connection when set (it follows a rotated Secret); wins over
+    ``database_password``."""
     statement_cache_size: int
     db_pool_max_size: int
     bind_address: str
@@ -75,6 +78,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=_text(env, contract.ENV_DATABASE_URL, contract.DEFAULT_DATABASE_URL),
         database_read_url=env.get(contract.ENV_DATABASE_READ_URL, "").strip() or None,
         database_password=env.get(contract.ENV_DATABASE_PASSWORD) or None,
+        database_password_file=env.get(contract.ENV_DATABASE_PASSWORD_FILE, "").strip() or None,
         statement_cache_size=_int(env, contract.ENV_DB_STATEMENT_CACHE_SIZE, 0, low=0),
         db_pool_max_size=_int(env, contract.ENV_DB_POOL_MAX_SIZE, 10, low=1),
         bind_address=_text(env, contract.ENV_BIND_ADDRESS, "0.0.0.0"),

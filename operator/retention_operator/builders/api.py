@@ -30,7 +30,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "readinessProbe": pods.http_probe(HEALTH_PATH, "http", period=5),
         "livenessProbe": pods.tcp_probe("http"),
         "securityContext": security.container_security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, env.database_password_mount()],
     }
 
 
@@ -67,7 +67,7 @@ def build_api_deployment(stack: RetentionStack, *, include_replicas: bool = True
                 "securityContext": security.pod_security_context(),
                 "automountServiceAccountToken": False,
                 "containers": [_container(stack)],
-                "volumes": [pods.empty_dir("tmp")],
+                "volumes": [pods.empty_dir("tmp"), env.database_password_volume(stack)],
             },
         },
     }

@@ -15,6 +15,9 @@ from retention_operator.model import EnvVar, RetentionStack
 
 EnvList = list[dict[str, Any]]
 
+DATABASE_PASSWORD_DIR = "/var/run/retention/database"
+DATABASE_PASSWORD_VOLUME = "database-password"
+
 
 def _value(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
@@ -89,11 +92,35 @@ def database_env(stack: RetentionStack) -> EnvList:
         _value(contract.ENV_DATABASE_URL, _pool_url(stack, naming.pgbouncer(stack.name))),
         *read,
         _secret(contract.ENV_DATABASE_PASSWORD, creds.name, creds.password_key),
+        _value(contract.ENV_DATABASE_PASSWORD_FILE, f"{DATABASE_PASSWORD_DIR}/password"),
         _value(
             contract.ENV_DB_STATEMENT_CACHE_SIZE,
             "100" if pgbouncer.pool_mode == "session" else "0",
         ),
     ]
+
+
+def database_password_volume(stack: RetentionStack) -> dict[str, Any]:
+    """The credentials Secret as a volume with one file, ``password``.
+
+    The kubelet rewrites the file when the Secret changes (an environment
+    variable would keep the old value until the pod restarts).
+    """
+    creds = stack.spec.pgbouncer.credentials_secret_ref
+    return {
+        "name": DATABASE_PASSWORD_VOLUME,
+        "secret": {
+            "secretName": creds.name,
+            "items": [{"key": creds.password_key, "path": "password"}],
+            "defaultMode": 0o440,
+        },
+    }
+
+
+def database_password_mount() -> dict[str, Any]:
+    """The mount of :func:`database_password_volume` that ``RETENTION_DATABASE_PASSWORD_FILE``
+    points into."""
+    return {"name": DATABASE_PASSWORD_VOLUME, "mountPath": DATABASE_PASSWORD_DIR, "readOnly": True}
 
 
 def connection_env(stack: RetentionStack) -> EnvList:

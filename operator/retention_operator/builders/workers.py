@@ -37,7 +37,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "resources": pods.resources(workers.resources),
         "livenessProbe": pods.tcp_probe("metrics", period=15),
         "securityContext": security.container_security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, env.database_password_mount()],
     }
 
 
@@ -69,7 +69,7 @@ def build_workers_deployment(
                 "automountServiceAccountToken": False,
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                 "containers": [_container(stack)],
-                "volumes": [pods.empty_dir("tmp")],
+                "volumes": [pods.empty_dir("tmp"), env.database_password_volume(stack)],
             },
         },
     }
