@@ -42,6 +42,10 @@ lock: | $(UV) ## Re-resolve uv.lock after a change of pyproject.toml's dependenc
 packages: ## Install the Debian packages the tests run (redis, postgresql, pgbouncer, prometheus, ...) when missing.
 	@bash e2e/harness/install-packages.sh
 
+.PHONY: pgbouncer-prepared
+pgbouncer-prepared: ## Build PgBouncer 1.24 (max_prepared_statements) from Debian's source package into the cache; last line is PGBOUNCER=<path>.
+	@bash e2e/harness/build-pgbouncer.sh
+
 .PHONY: tools
 tools: ## Build the control-plane binaries into a cache outside the repo; last line is BIN_DIR=<path>.
 	@bash e2e/controlplane/build.sh

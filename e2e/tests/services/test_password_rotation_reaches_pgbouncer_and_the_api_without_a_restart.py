@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -27,7 +28,6 @@ import retention_contract as contract
 from harness.procs import Proc, free_port, port_open, start, wait_until
 from harness.services import PgBouncerServer, PostgresServer, start_pgbouncer
 from retention_operator.builders import pgbouncer
-from retention_operator.model import RetentionStack
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -35,35 +35,12 @@ SKEW_S = 0.5
 MAX_FAILED = 3
 
 
-def _stack(postgres: PostgresServer) -> RetentionStack:
-    body = {
-        "apiVersion": "retention.dev/v1alpha1",
-        "kind": "RetentionStack",
-        "metadata": {"name": "rotate", "namespace": "ns"},
-        "spec": {
-            "api": {"image": "app:1"},
-            "workers": {},
-            "redis": {"external": {"url": "redis://127.0.0.1:6379"}},
-            "pgbouncer": {
-                "database": {
-                    "host": postgres.host,
-                    "port": postgres.port,
-                    "name": postgres.dbname,
-                    "user": postgres.user,
-                },
-                "credentialsSecretRef": {"name": "db"},
-            },
-        },
-    }
-    return RetentionStack.model_validate(body)
-
-
 @pytest.fixture
-def bouncer(postgres: PostgresServer, tmp_path: Path) -> Iterator[PgBouncerServer]:
+def bouncer(postgres: PostgresServer, tmp_path: Path, stack_on: Any) -> Iterator[PgBouncerServer]:
     server = start_pgbouncer(
         postgres,
         base_dir=tmp_path,
-        rendered_ini=pgbouncer.render_pgbouncer_ini(_stack(postgres)),
+        rendered_ini=pgbouncer.render_pgbouncer_ini(stack_on(postgres)),
         run_script=pgbouncer.RUN_SCRIPT,
         name="pgbouncer-rotate",
     )

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,34 +24,9 @@ from harness.services import (
     start_postgres,
 )
 from retention_operator.builders import pgbouncer
-from retention_operator.model import RetentionStack
 from retention_operator.reconcile import database
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]
-
-
-def _stack(postgres: PostgresServer, *, host: str, tls: dict[str, object]) -> RetentionStack:
-    body = {
-        "apiVersion": "retention.dev/v1alpha1",
-        "kind": "RetentionStack",
-        "metadata": {"name": "tls", "namespace": "ns"},
-        "spec": {
-            "api": {"image": "app:1"},
-            "workers": {},
-            "redis": {"external": {"url": "redis://127.0.0.1:6379"}},
-            "pgbouncer": {
-                "database": {
-                    "host": host,
-                    "port": postgres.port,
-                    "name": postgres.dbname,
-                    "user": postgres.user,
-                },
-                "credentialsSecretRef": {"name": "db"},
-                "tls": tls,
-            },
-        },
-    }
-    return RetentionStack.model_validate(body)
 
 
 VERIFY_FULL = {"ca": {"secretKeyRef": {"name": "db-ca", "key": "ca.crt"}}}
@@ -65,10 +41,10 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> ServerTls:
 
 
 def _bouncer(
-    postgres: PostgresServer, base: Path, *, host: str, ca: Path, name: str
+    postgres: PostgresServer, base: Path, *, stack_on: Any, host: str, ca: Path, name: str
 ) -> PgBouncerServer:
     """A PgBouncer (not started) with the ini the builders render for verify-full."""
-    stack = _stack(postgres, host=host, tls=VERIFY_FULL)
+    stack = stack_on(postgres, host=host, tls=VERIFY_FULL)
     ini = pgbouncer.render_pgbouncer_ini(stack)
     assert "server_tls_sslmode = verify-full" in ini
     (port,) = free_ports(1)
@@ -93,9 +69,10 @@ def _bouncer(
 
 @pytest.fixture
 def verified(
-    postgres: PostgresServer, postgres_tls: ServerTls, tmp_path: Path
+    postgres: PostgresServer, postgres_tls: ServerTls, tmp_path: Path, stack_on: Any
 ) -> Iterator[PgBouncerServer]:
-    bouncer = _bouncer(postgres, tmp_path, host="127.0.0.1", ca=postgres_tls.ca_cert, name="ok")
+    ca = postgres_tls.ca_cert
+    bouncer = _bouncer(postgres, tmp_path, stack_on=stack_on, host="127.0.0.1", ca=ca, name="ok")
     try:
         bouncer.start()
         yield bouncer
@@ -130,11 +107,14 @@ def test_pgbouncer_refuses_a_wrong_ca_or_host(
     postgres_tls: ServerTls,
     other_ca: ServerTls,
     tmp_path: Path,
+    stack_on: Any,
     wrong: str,
 ) -> None:
     host = "localhost" if wrong == "host" else "127.0.0.1"
     ca = other_ca.ca_cert if wrong == "ca" else postgres_tls.ca_cert
-    bouncer = _bouncer(postgres, tmp_path, host=host, ca=ca, name=f"wrong-{wrong}")
+    bouncer = _bouncer(
+        postgres, tmp_path, stack_on=stack_on, host=host, ca=ca, name=f"wrong-{wrong}"
+    )
     try:
         with pytest.raises(NotReady):
             bouncer.start(timeout=5)

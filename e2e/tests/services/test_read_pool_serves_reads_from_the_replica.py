@@ -35,38 +35,17 @@ MAX_LAG = 1.0
 TICK = 0.25
 
 
-def _stack(postgres: PostgresServer, replica: ReplicaServer) -> RetentionStack:
-    body = {
-        "apiVersion": "retention.dev/v1alpha1",
-        "kind": "RetentionStack",
-        "metadata": {"name": "reads", "namespace": "ns", "uid": "u"},
-        "spec": {
-            "api": {"image": "app:1"},
-            "workers": {},
-            "redis": {"external": {"url": "redis://127.0.0.1:6379"}},
-            "pgbouncer": {
-                "database": {
-                    "host": postgres.host,
-                    "port": postgres.port,
-                    "name": postgres.dbname,
-                    "user": postgres.user,
-                },
-                "credentialsSecretRef": {"name": "db"},
-                "defaultPoolSize": 5,
-                "readReplicas": [{"host": replica.host, "port": replica.port}],
-                "maxLagSeconds": MAX_LAG,
-            },
-        },
-    }
-    return RetentionStack.model_validate(body)
-
-
 @pytest.fixture
 def pools(
-    postgres: PostgresServer, postgres_replica: ReplicaServer, tmp_path: Path
+    postgres: PostgresServer, postgres_replica: ReplicaServer, tmp_path: Path, stack_on: Any
 ) -> Iterator[tuple[RetentionStack, PgBouncerServer, PgBouncerServer]]:
     """The primary pool and the read pool (replica in it), each under the start script."""
-    stack = _stack(postgres, postgres_replica)
+    stack = stack_on(
+        postgres,
+        defaultPoolSize=5,
+        readReplicas=[{"host": postgres_replica.host, "port": postgres_replica.port}],
+        maxLagSeconds=MAX_LAG,
+    )
     replicas = list(stack.spec.pgbouncer.read_replicas)
     primary = start_pgbouncer(
         postgres,

@@ -55,8 +55,10 @@ def test_connection_settings_come_from_the_contract(stack: RetentionStack) -> No
     assert env[contract.ENV_STACK_NAMESPACE]["value"] == "ns"
     assert env[contract.ENV_HTTP_PORT]["value"] == "8080"
     for entry in env.values():
-        if "PASSWORD" in entry["name"]:
+        # A password is a Secret reference; the _FILE variable is only a path.
+        if "PASSWORD" in entry["name"] and not entry["name"].endswith("_FILE"):
             assert "value" not in entry
+    assert env[contract.ENV_DATABASE_PASSWORD_FILE]["value"].startswith("/var/run/")
 
 
 def test_external_redis_and_user_env(make_stack: MakeStack) -> None:
