@@ -1,4 +1,4 @@
-"""The API and the workers get the credentials Secret as a file too, so a rotation needs no restart."""
+"""The API and the workers get the credentials Secret as a file too: rotation needs no restart."""
 
 from __future__ import annotations
 
