@@ -109,10 +109,6 @@ def workload_env(
     }
 
 
-WARMUP_S = 2.0
-"""Seconds of each step left out of the served rate: Locust spawns its users then."""
-
-
 @dataclass(frozen=True)
 class Step:
     """One offered rate held for a while, and what the API made of it."""
@@ -124,6 +120,8 @@ class Step:
     server_p95_ms: float | None
     requests: int
     failures: int
+    api_cpu_ms_per_request: float | None = None
+    """CPU time (user + system) the API process spent per request served in this step."""
 
     @property
     def sustained(self) -> bool:
@@ -138,32 +136,65 @@ class Step:
         return {**asdict(self), "sustained": self.sustained}
 
 
+# The API as it was before uvicorn[standard]: the stdlib event loop and the
+# pure-Python h11 parser, everything else the same (the baseline of the levers).
+_BASELINE_API = (
+    "import uvicorn\n"
+    "from retention_workloads import api, settings\n"
+    "config = settings.load()\n"
+    "uvicorn.run(api.create_app(config), host=config.bind_address, port=config.http_port,\n"
+    "            log_config=None, access_log=False, server_header=False, backlog=2048,\n"
+    "            loop='asyncio', http='h11')\n"
+)
+
+
+@dataclass(frozen=True)
+class Api:
+    """A running API process: its URL and pid (for its CPU time)."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def api_process(env: dict[str, str], base: Path) -> Iterator[str]:
-    """One API process (the console script's code path); yields its base URL."""
+def api_process(env: dict[str, str], base: Path, *, baseline: bool = False) -> Iterator[Api]:
+    """One API process: the console script's code path, or with ``baseline`` the same app
+    on the stdlib loop and h11. Yields its URL and pid."""
     port = free_port()
+    argv = [sys.executable, "-m", "retention_workloads.api"]
+    if baseline:
+        argv = [sys.executable, "-c", _BASELINE_API]
     api = start(
-        "api",
-        [sys.executable, "-m", "retention_workloads.api"],
+        "api-baseline" if baseline else "api",
+        argv,
         log_dir=base,
         env={**env, contract.ENV_HTTP_PORT: str(port)},
     )
     try:
         wait_until(lambda: port_open(port), what="API", timeout=30, proc=api)
-        yield f"http://127.0.0.1:{port}"
+        yield Api(f"http://127.0.0.1:{port}", api.pid)
     finally:
         api.stop()
 
 
-def offer(url: str, base: Path, *, rate: int, seconds: int) -> Step:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def offer(api: Api, base: Path, *, rate: int, seconds: int) -> Step:
     """Offer ``rate`` req/s to the API at ``url`` with Locust for ``seconds``; return the step.
 
-    Served is the rate Locust completed after its users were spawned (from its
-    per-second history); p95 and p50 cover every request of the step.
+    Served is the rate Locust completed from a second after its users were
+    spawned to the end; p95 and p50 cover every request of the step.
     """
+    url = api.url
     users = max(rate // 10, 1)
-    prefix = base / f"locust-{rate}"
+    prefix = base / f"locust-{rate}-{time.monotonic_ns()}"
     before = _histogram(httpx.get(f"{url}/metrics", timeout=5).text)
+    cpu_before = _cpu_seconds(api.pid)
+    marks = Path(f"{prefix}_marks.json")
     locust = start(
         f"locust-{rate}",
         [
@@ -188,48 +219,48 @@ def offer(url: str, base: Path, *, rate: int, seconds: int) -> Step:
             "5",
         ],
         log_dir=base,
-        env={"BENCH_USER_RPS": "10"},
+        env={"BENCH_USER_RPS": "10", "BENCH_MARKS": str(marks)},
     )
     try:
         locust.popen.wait(timeout=seconds + 40)
     finally:
         locust.stop()
     row = _aggregated(Path(f"{prefix}_stats.csv"))
+    cpu = _cpu_seconds(api.pid) - cpu_before
     after = _histogram(httpx.get(f"{url}/metrics", timeout=5).text)
+    requests = int(row["Request Count"])
     return Step(
         offered=rate,
-        served=_steady_rate(Path(f"{prefix}_stats_history.csv"), users=users),
+        served=_steady_rate(marks),
         p95_ms=float(row["95%"]),
         p50_ms=float(row["50%"]),
         server_p95_ms=_p95({b: after[b] - before.get(b, 0.0) for b in after}),
-        requests=int(row["Request Count"]),
+        requests=requests,
         failures=int(row["Failure Count"]),
+        api_cpu_ms_per_request=round(cpu * 1000 / requests, 3) if requests else None,
     )
 
 
-def _steady_rate(path: Path, *, users: int) -> float:
-    """Requests per second between the first second with every user spawned and the end."""
-    points: list[tuple[float, float]] = []
-    with path.open() as handle:
-        for row in csv.DictReader(handle):
-            if row["Name"] == "Aggregated" and int(row["User Count"] or 0) >= users:
-                points.append((float(row["Timestamp"]), float(row["Total Request Count"])))
-    steady = [p for p in points if p[0] >= points[0][0] + WARMUP_S] if points else []
-    if len(steady) < 2:
+def _steady_rate(marks: Path) -> float:
+    """Requests per second from a second after every user was spawned to the end (0 if the
+    run never got that far), from the marks the locustfile writes."""
+    try:
+        got = json.loads(marks.read_text())
+    except (OSError, ValueError):
         return 0.0
-    (t0, n0), (t1, n1) = steady[0], steady[-1]
-    return round((n1 - n0) / (t1 - t0), 1) if t1 > t0 else 0.0
+    span = got["t_end"] - got["t_start"]
+    return round((got["n_end"] - got["n_start"]) / span, 1) if span > 0 else 0.0
 
 
 def step_up(
-    url: str, base: Path, *, start_rate: int, step: int, top: int, seconds: int
+    api: Api, base: Path, *, start_rate: int, step: int, top: int, seconds: int
 ) -> list[Step]:
     """Offer ``start_rate``, then ``step`` more each time, until a step is not sustained
     or ``top`` is passed; return every step run (the last one is the first that failed)."""
     steps: list[Step] = []
     rate = start_rate
     while rate <= top:
-        result = offer(url, base, rate=rate, seconds=seconds)
+        result = offer(api, base, rate=rate, seconds=seconds)
         steps.append(result)
         print(json.dumps(result.row()), file=sys.stderr, flush=True)
         if not result.sustained:
@@ -354,6 +385,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of each step")
     parser.add_argument("--jobs", type=int, default=3000, help="backlog for the worker")
     parser.add_argument(
+        "--lever-rate",
+        type=int,
+        default=600,
+        help="rate at which the API's CPU per request is compared with the baseline's",
+    )
+    parser.add_argument(
         "--no-prepared",
         action="store_true",
         help="skip the PgBouncer >= 1.21 path (it is built from source the first time)",
@@ -365,9 +402,9 @@ def main() -> None:
     try:
         with servers(base, prepared=not args.no_prepared) as running:
             env = workload_env(running.bouncer, running.redis, stack="bench")
-            with api_process(env, base) as url:
+            with api_process(env, base) as api:
                 steps = step_up(
-                    url,
+                    api,
                     base,
                     start_rate=args.start,
                     step=args.step,
@@ -375,6 +412,7 @@ def main() -> None:
                     seconds=args.seconds,
                 )
             result = api_summary(steps)
+            result |= levers(env, base, rate=args.lever_rate, seconds=args.seconds)
             result |= bench_worker(env, base, running.postgres, running.redis, jobs=args.jobs)
             if running.prepared is not None:
                 result |= prepared_path(running, base, rate=result["api_offered_rps"], args=args)
@@ -396,13 +434,36 @@ def main() -> None:
         print(f"{key}: {value}")
 
 
+def levers(env: dict[str, str], base: Path, *, rate: int, seconds: int) -> dict[str, Any]:
+    """CPU per request of the shipped API (uvloop, httptools) and of the baseline (stdlib
+    loop, h11) at the same offered rate, one after the other in this run.
+
+    CPU time per request depends little on what else runs on the machine, unlike
+    the highest sustained rate, so the ratio holds on a busy machine too.
+    """
+    out: dict[str, Any] = {}
+    for name, baseline in (("baseline", True), ("shipped", False)):
+        with api_process(env, base, baseline=baseline) as api:
+            out[name] = offer(api, base, rate=rate, seconds=seconds).row()
+    base_ms = out["baseline"]["api_cpu_ms_per_request"]
+    ours_ms = out["shipped"]["api_cpu_ms_per_request"]
+    return {
+        "api_levers": {
+            "rate": rate,
+            "baseline_asyncio_h11": out["baseline"],
+            "shipped_uvloop_httptools": out["shipped"],
+            "cpu_per_request_ratio": round(base_ms / ours_ms, 2) if base_ms and ours_ms else None,
+        }
+    }
+
+
 def prepared_path(
     running: Servers, base: Path, *, rate: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     """The same API rate and worker backlog through PgBouncer >= 1.21 with prepared statements."""
     env = workload_env(running.prepared, running.redis, stack="bench-prepared", statement_cache=100)
-    with api_process(env, base) as url:
-        step = offer(url, base, rate=rate, seconds=args.seconds)
+    with api_process(env, base) as api:
+        step = offer(api, base, rate=rate, seconds=args.seconds)
     worker = bench_worker(env, base, running.postgres, running.redis, jobs=args.jobs)
     return {
         "prepared_pgbouncer": f"1.24.1, max_prepared_statements={PREPARED_STATEMENTS}",

@@ -8,13 +8,47 @@ read still goes through PgBouncer to PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import time
+from typing import Any
 
-from locust import constant_throughput, task
+import gevent
+from locust import constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 _RATE = float(os.environ.get("BENCH_USER_RPS", "10"))
+_MARKS = os.environ.get("BENCH_MARKS")
+"""File to write the steady window to: requests counted one second after every user is
+spawned, and again at the end, each with its time (the CSV history has whole seconds only)."""
+_SETTLE_S = 1.0
+_marks: dict[str, float] = {}
+_environment: Any = None
+
+
+@events.init.add_listener
+def _keep(environment: Any, **_: Any) -> None:
+    global _environment
+    _environment = environment
+
+
+def _mark(name: str) -> None:
+    _marks[f"t_{name}"] = time.time()
+    _marks[f"n_{name}"] = float(_environment.stats.total.num_requests)
+
+
+@events.spawning_complete.add_listener
+def _spawned(**_: Any) -> None:
+    gevent.spawn_later(_SETTLE_S, _mark, "start")
+
+
+@events.test_stopping.add_listener
+def _stopping(**_: Any) -> None:
+    if _MARKS and "t_start" in _marks:
+        _mark("end")
+        with open(_MARKS, "w") as handle:
+            json.dump(_marks, handle)
 
 
 class ApiUser(FastHttpUser):

@@ -101,10 +101,23 @@ async def create_pool(settings: Settings, *, min_size: int = 0, url: str | None 
         # Idle connections are closed so that a PgBouncer restart leaves few
         # dead ones behind, and a stuck statement cannot hold a job forever.
         max_inactive_connection_lifetime=30.0,
+        reset=_no_session_reset,
         command_timeout=15.0,
         timeout=5.0,
     )
     return pool
+
+
+async def _no_session_reset(conn: Any) -> None:
+    """Return a connection to the pool without asyncpg's reset query.
+
+    asyncpg would send ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: one more round trip per query. Nothing here
+    sets session state (the schema lock is transaction-scoped), and behind
+    PgBouncer in transaction mode the next query may run on another server
+    connection anyway. An open transaction is still rolled back by asyncpg.
+    """
+    del conn
 
 
 def password_source(settings: Settings) -> str | Callable[[], str | None] | None:
