@@ -117,7 +117,12 @@ test-services: install packages ## Tests against real Redis, PostgreSQL, PgBounc
 
 .PHONY: e2e
 e2e: install packages tools gitops-tools ## End-to-end tests on the local control plane.
-	$(PYTEST) -m "e2e and not node" -q
+	$(PYTEST) -m "e2e and not node and not prometheus_operator" -q
+
+.PHONY: monitoring-test
+monitoring-test: install packages tools gitops-tools ## Build Prometheus Operator (about 13 min cold) and test the stacks' PodMonitors with it.
+	@bash e2e/controlplane/build-gitops.sh prometheus-operator >/dev/null
+	$(PYTEST) -m prometheus_operator -q
 
 .PHONY: images
 images: install packages ## Build the images (base, pause, operator, workloads, redis, pgbouncer) with buildah, cached by their inputs; last line is IMAGES=<json>.

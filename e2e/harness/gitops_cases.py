@@ -39,6 +39,7 @@ from harness.stacks import (
     stack_manifest,
     wait_for,
 )
+from retention_operator.autoscaling.report import OWNED_KEYS
 
 Stack = dict[str, Any]
 HOLD = "e2e.retention.dev/hold"
@@ -172,13 +173,17 @@ def stable(stack: Stack, *, namespace: str, postgres: PostgresServer, redis: Red
 
     The namespace becomes ``shop``, the harness addresses become cluster
     names, KWOK's pod IPs become 10.244.0.N, times become one instant; uid,
-    resourceVersion, managedFields and the annotations are dropped.
+    resourceVersion, managedFields, the annotations and what the autoscaling
+    loop writes are dropped.
     """
     out = copy.deepcopy(stack)
     meta = out["metadata"]
     # The annotations are kopf's progress records; they say nothing about status.
     for key in ("uid", "resourceVersion", "managedFields", "annotations"):
         meta.pop(key, None)
+    # The autoscaling loop writes these on its own clock; neither tool reads them.
+    for key in OWNED_KEYS:
+        (out.get("status") or {}).pop(key, None)
     database = out["spec"]["pgbouncer"]["database"]
     database.update({"host": "postgres.databases.svc", "port": 5432})
     text = json.dumps(out)

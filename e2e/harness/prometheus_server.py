@@ -36,6 +36,11 @@ class PrometheusServer:
     host: str = HOST
     name: str = "prometheus"
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
+    # A whole configuration written by someone else (Prometheus Operator):
+    # when set, it is written as is instead of the one built from scrape_configs.
+    config: dict[str, Any] | None = None
+    # Path of the prometheus binary; None means Debian's package on PATH.
+    binary: str | None = None
     _proc: Proc | None = field(default=None, repr=False)
 
     @property
@@ -63,7 +68,7 @@ class PrometheusServer:
             return
         self._write_config()
         argv = [
-            require_binary("prometheus"),
+            self.binary or require_binary("prometheus"),
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self.root / 'data'}",
             f"--web.listen-address={self.host}:{self.port}",
@@ -190,7 +195,19 @@ class PrometheusServer:
                 return True
         return False
 
+    def load_config(self, config: dict[str, Any], *, timeout: float = 20.0) -> None:
+        """Replace the whole configuration with ``config`` and apply it (POST /-/reload).
+
+        Raises httpx.HTTPStatusError, with Prometheus's reason, if it refuses it.
+        """
+        self.config = config
+        self.reload(timeout=timeout)
+
     def _write_config(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.config is not None:
+            self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+            return
         config = {
             "global": {
                 "scrape_interval": SCRAPE_INTERVAL,
@@ -203,12 +220,17 @@ class PrometheusServer:
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def start_prometheus(*, base_dir: Path, name: str = "prometheus") -> PrometheusServer:
+def start_prometheus(
+    *, base_dir: Path, name: str = "prometheus", binary: str | None = None
+) -> PrometheusServer:
     """Start Prometheus with no targets; config and TSDB in ``base_dir/name``.
 
+    ``binary`` is a prometheus of one's own (default: Debian's on PATH).
     Raises MissingBinary if prometheus is absent, NotReady if it does not start.
     """
     (port,) = free_ports(1)
-    server = PrometheusServer(port=port, root=base_dir / name, log_dir=base_dir, name=name)
+    server = PrometheusServer(
+        port=port, root=base_dir / name, log_dir=base_dir, name=name, binary=binary
+    )
     server.start()
     return server

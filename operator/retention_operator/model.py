@@ -841,6 +841,44 @@ class PgBouncerSpec(_Model):
         return self
 
 
+# --- Spec: monitoring ---------------------------------------------------------------------------
+
+_LabelValue = Annotated[str, Field(max_length=63)]
+
+
+class PodMonitorSpec(_Model):
+    """The PodMonitor (Prometheus Operator) that has the stack's API and workers scraped."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Create a PodMonitor when the cluster serves monitoring.coreos.com/v1 "
+        "PodMonitor (Prometheus Operator's CRDs are installed). false: never create one; one "
+        "created before is left as it is (the operator deletes nothing).",
+    )
+    labels: Annotated[dict[str, _LabelValue], Field(max_length=32)] = Field(
+        default_factory=dict,
+        description="Extra labels on the PodMonitor, for your Prometheus's podMonitorSelector "
+        "(kube-prometheus-stack selects release: <its release name>).",
+        json_schema_extra={"default": {}},
+    )
+    interval: (
+        Annotated[str, Field(max_length=16, pattern=r"^[0-9]+(ms|s|m|h)$")] | SkipJsonSchema[None]
+    ) = Field(
+        default=None,
+        description="Scrape interval, for example 15s. Omit for the Prometheus's own.",
+    )
+
+
+class MonitoringSpec(_Model):
+    """How the stack's own metrics are collected."""
+
+    pod_monitor: PodMonitorSpec = Field(
+        default_factory=PodMonitorSpec,
+        description="The PodMonitor of the stack's API and workers.",
+        json_schema_extra={"default": _defaults(PodMonitorSpec)},
+    )
+
+
 class RetentionStackSpec(_Model):
     """Desired state of a RetentionStack: an API, workers, a Redis queue and PgBouncer."""
 
@@ -848,6 +886,11 @@ class RetentionStackSpec(_Model):
     workers: WorkersSpec = Field(description="The queue workers.")
     redis: RedisSpec = Field(description="The Redis that carries the job queue.")
     pgbouncer: PgBouncerSpec = Field(description="PgBouncer in front of PostgreSQL.")
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec,
+        description="Scraping of the stack's metrics by Prometheus Operator.",
+        json_schema_extra={"default": _defaults(MonitoringSpec)},
+    )
     paused: bool = Field(
         default=False,
         description="Stop reconciling and scaling; the children stay as they are.",

@@ -51,3 +51,9 @@ ANNOTATION_APPLIED_HASH: Final = "retention.dev/applied-hash"
 CONDITION_READY: Final = "Ready"
 CONDITION_RECONCILING: Final = "Reconciling"
 CONDITION_STALLED: Final = "Stalled"
+
+# Prometheus Operator's PodMonitor: created per stack when the cluster serves it.
+# Its component label; monitoring has no entry in status.components.
+COMPONENT_MONITORING: Final = "monitoring"
+MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
+KIND_POD_MONITOR: Final = "PodMonitor"

@@ -112,6 +112,10 @@ garbage collection, so no rule holds the delete verb. Used by the ClusterRole
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "create", "patch"]
+# Each stack's PodMonitor, when Prometheus Operator's CRDs are installed.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "create", "patch"]
 {{- end }}
 
 {{/* kopf lists and watches CRDs to discover the resources it serves. */}}

@@ -40,6 +40,8 @@ NAMESPACED_CALLS: set[Grant] = (
     | _calls("", ["events"], ["create"])
     | _calls("policy", ["poddisruptionbudgets"], ["get", "create", "patch"])
     | _calls("networking.k8s.io", ["networkpolicies"], ["get", "create", "patch"])
+    # Each stack's PodMonitor, when Prometheus Operator's CRDs are installed.
+    | _calls("monitoring.coreos.com", ["podmonitors"], ["get", "create", "patch"])
 )
 # kopf discovers the resources it serves through the CRDs.
 DISCOVERY_CALLS = _calls("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"])

@@ -24,11 +24,13 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "name": names.COMPONENT_API,
         "image": api.image,
         "command": list(api.command),
-        "ports": [{"name": "http", "containerPort": api.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": naming.API_HTTP_PORT_NAME, "containerPort": api.port, "protocol": "TCP"}
+        ],
         "env": env.merge_user_env(operator_env, api.env),
         "resources": pods.resources(api.resources),
-        "readinessProbe": pods.http_probe(HEALTH_PATH, "http", period=5),
-        "livenessProbe": pods.tcp_probe("http"),
+        "readinessProbe": pods.http_probe(HEALTH_PATH, naming.API_HTTP_PORT_NAME, period=5),
+        "livenessProbe": pods.tcp_probe(naming.API_HTTP_PORT_NAME),
         "securityContext": security.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, env.database_password_mount()],
     }
@@ -91,6 +93,13 @@ def build_api_service(stack: RetentionStack) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": labels.selector(stack.name, names.COMPONENT_API),
-            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {
+                    "name": naming.API_HTTP_PORT_NAME,
+                    "port": port,
+                    "targetPort": naming.API_HTTP_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
         },
     }

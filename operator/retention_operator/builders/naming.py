@@ -13,6 +13,11 @@ REDIS_CLIENT_PORT = 6379
 REDIS_BUS_PORT = 16379
 PGBOUNCER_PORT = 6432
 
+API_HTTP_PORT_NAME = "http"
+"""Name of the API container's port; it serves /metrics too."""
+WORKERS_METRICS_PORT_NAME = "metrics"
+"""Name of the worker container's /metrics port."""
+
 REDIS_PASSWORD_KEY = "password"
 """Key of the password in the managed Redis auth Secret."""
 REDIS_AUTH_CONF_KEY = "auth.conf"
@@ -72,3 +77,8 @@ def pgbouncer_ro_config(stack: str) -> str:
 def service_host(service: str, namespace: str) -> str:
     """In-cluster DNS name of a Service."""
     return f"{service}.{namespace}.svc"
+
+
+def pod_monitor(stack: str) -> str:
+    """Name of the stack's PodMonitor: the stack's own, since it covers every component."""
+    return stack

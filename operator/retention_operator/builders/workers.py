@@ -32,10 +32,16 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "name": names.COMPONENT_WORKERS,
         "image": workers.image or stack.spec.api.image,
         "command": list(workers.command),
-        "ports": [{"name": "metrics", "containerPort": workers.metrics_port, "protocol": "TCP"}],
+        "ports": [
+            {
+                "name": naming.WORKERS_METRICS_PORT_NAME,
+                "containerPort": workers.metrics_port,
+                "protocol": "TCP",
+            }
+        ],
         "env": env.merge_user_env(_operator_env(stack), workers.env),
         "resources": pods.resources(workers.resources),
-        "livenessProbe": pods.tcp_probe("metrics", period=15),
+        "livenessProbe": pods.tcp_probe(naming.WORKERS_METRICS_PORT_NAME, period=15),
         "securityContext": security.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, env.database_password_mount()],
     }

@@ -117,6 +117,19 @@ class KubeClient:
         result: Manifest = response.json()
         return result
 
+    async def serves(self, api_version: str, kind: str) -> bool:
+        """Return True if the API server serves ``kind`` in ``api_version`` (its discovery).
+
+        False when the group-version is unknown (404), as when a CRD is not installed.
+        """
+        res = resource(api_version, kind)
+        response = await self._request("GET", res.base(), kind=kind)
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise _error(response)
+        return any(r.get("kind") == kind for r in response.json().get("resources", []))
+
     async def list(
         self,
         api_version: str,

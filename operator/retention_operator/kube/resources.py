@@ -45,6 +45,8 @@ _RESOURCES = [
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Resource(names.API_VERSION, names.KIND, names.PLURAL),
+    # Prometheus Operator's, applied only when the cluster serves it.
+    Resource(names.MONITORING_API_VERSION, names.KIND_POD_MONITOR, "podmonitors"),
     # kopf's peering objects: read to know whether this replica leads.
     Resource("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
     Resource("kopf.dev/v1", "KopfPeering", "kopfpeerings"),

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from retention_operator import names, redis_cluster
-from retention_operator.builders import api, naming, networkpolicy, pgbouncer, redis, workers
+from retention_operator.builders import (
+    api,
+    monitoring,
+    naming,
+    networkpolicy,
+    pgbouncer,
+    redis,
+    workers,
+)
 from retention_operator.builders.ownership import owner_reference, set_owner_reference
 from retention_operator.kube import KubeClient
 from retention_operator.model import RetentionStack
@@ -103,6 +111,11 @@ async def desired(
     ]
     if stack.spec.pgbouncer.read_replicas:
         manifests.append(Child(networkpolicy.build_pgbouncer_ro_network_policy(stack)))
+    if stack.spec.monitoring.pod_monitor.enabled and await kube.serves(
+        names.MONITORING_API_VERSION, names.KIND_POD_MONITOR
+    ):
+        # Prometheus Operator's CRDs are installed: have the stack's pods scraped.
+        manifests.append(Child(monitoring.build_pod_monitor(stack)))
     # The read pool's ConfigMap follows replication lag between reconciles: the
     # read pool loop owns it once it exists (a reconcile would undo its changes).
     return [

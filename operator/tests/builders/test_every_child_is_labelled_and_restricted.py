@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from retention_operator import names
-from retention_operator.builders import api, networkpolicy, pgbouncer, redis, workers
+from retention_operator.builders import api, monitoring, networkpolicy, pgbouncer, redis, workers
 from retention_operator.model import RetentionStack
 
 
@@ -28,6 +28,7 @@ def _all(stack: RetentionStack) -> list[dict[str, Any]]:
         pgbouncer.build_pgbouncer_pdb(stack),
         networkpolicy.build_redis_network_policy(stack),
         networkpolicy.build_pgbouncer_network_policy(stack),
+        monitoring.build_pod_monitor(stack),
     ]
 
 
@@ -45,6 +46,7 @@ def test_labels_on_every_object_and_pod(stack: RetentionStack) -> None:
                 names.COMPONENT_WORKERS,
                 names.COMPONENT_REDIS,
                 names.COMPONENT_PGBOUNCER,
+                names.COMPONENT_MONITORING,
             }
         assert obj["metadata"]["namespace"] == "ns"
 

@@ -1,0 +1,51 @@
+"""The stack's PodMonitor: every pod of the stack, one endpoint per named metrics port."""
+
+from __future__ import annotations
+
+from retention_operator import names
+from retention_operator.builders import api, monitoring, workers
+
+from .conftest import MakeStack
+
+
+def _ports(manifest: dict[str, object]) -> set[str]:
+    containers = manifest["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    return {p["name"] for c in containers for p in c.get("ports", [])}
+
+
+def test_it_selects_the_stacks_pods_and_scrapes_the_api_and_the_workers(
+    make_stack: MakeStack,
+) -> None:
+    stack = make_stack()
+    monitor = monitoring.build_pod_monitor(stack)
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert monitor["metadata"]["name"] == "demo" and monitor["metadata"]["namespace"] == "ns"
+    assert monitor["spec"]["selector"] == {"matchLabels": {names.LABEL_STACK: "demo"}}
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    # Each endpoint is a port the component's pods really name.
+    api_ports = _ports(api.build_api_deployment(stack))
+    worker_ports = _ports(workers.build_workers_deployment(stack))
+    assert [e["port"] for e in endpoints] == [*sorted(api_ports), *sorted(worker_ports)]
+    assert all(e["path"] == "/metrics" for e in endpoints)
+
+
+def test_stack_and_namespace_come_from_kubernetes_not_from_the_pod(make_stack: MakeStack) -> None:
+    [endpoint, *_] = monitoring.build_pod_monitor(make_stack())["spec"]["podMetricsEndpoints"]
+    assert endpoint["honorLabels"] is False
+    assert {
+        "action": "replace",
+        "sourceLabels": ["__meta_kubernetes_pod_label_retention_dev_stack"],
+        "targetLabel": "stack",
+    } in endpoint["relabelings"]
+
+
+def test_extra_labels_and_interval_from_the_spec(make_stack: MakeStack) -> None:
+    stack = make_stack(monitoring={"podMonitor": {"labels": {"release": "kps"}, "interval": "15s"}})
+    monitor = monitoring.build_pod_monitor(stack)
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["metadata"]["labels"][names.LABEL_STACK] == "demo"
+    assert {e["interval"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"15s"}
+    assert (
+        "interval"
+        not in monitoring.build_pod_monitor(make_stack())["spec"]["podMetricsEndpoints"][0]
+    )
