@@ -120,11 +120,15 @@ def record(
         apply_ok(cp, manifest)
 
     def wait(name: str, predicate: Callable[[Stack], bool], what: str) -> Stack:
-        found: Stack = wait_for(
-            lambda: (s := get_stack(custom, namespace, name)) and predicate(s) and s,
-            timeout=90,
-            what=f"{namespace}/{name}: {what}",
-        )
+        try:
+            found: Stack = wait_for(
+                lambda: (s := get_stack(custom, namespace, name)) and predicate(s) and s,
+                timeout=120,
+                what=f"{namespace}/{name}: {what}",
+            )
+        except AssertionError as exc:
+            status = (get_stack(custom, namespace, name).get("status") or {}).get("conditions")
+            raise AssertionError(f"{exc}; its conditions: {status}") from None
         return found
 
     for name in ("ready", "paused-ready", "generation-ahead", "deleting"):

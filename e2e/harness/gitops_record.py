@@ -18,6 +18,7 @@ from kubernetes import config
 from harness import gitops, gitops_cases, gitops_table
 from harness.controlplane import start_control_plane
 from harness.operator import OperatorProcess
+from harness.pki import create_server_tls
 from harness.services import start_postgres, start_redis
 
 NAMESPACE = "shop"
@@ -41,7 +42,10 @@ def generate(*, check: bool = False) -> int:
         try:
             cp.kubectl("apply", "--server-side", "-f", str(CRD))
             cp.kubectl("wait", "--for=condition=Established", "crd/retentionstacks.retention.dev")
-            postgres = start_postgres(base_dir=base / "postgres")
+            # TLS as the test session's PostgreSQL has it: a stack's default
+            # sslmode towards a database outside the cluster is require.
+            tls = create_server_tls(base / "postgres-tls", hosts=["127.0.0.1"], ca_name="db-ca")
+            postgres = start_postgres(base_dir=base / "postgres", tls=tls)
             redis = start_redis(base_dir=base / "redis")
             operator.start()
             cp.kubectl("create", "namespace", NAMESPACE)
