@@ -89,6 +89,23 @@ class ControlPlane:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
 
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Wait until every CRD named in ``crds`` is Established.
+
+        Polls the condition rather than ``kubectl wait``, which fails at once
+        ("accessor error") on a CRD whose status has no conditions yet.
+        Raises NotReady naming the CRDs still waiting.
+        """
+        path = '{.status.conditions[?(@.type=="Established")].status}'
+
+        def established() -> bool:
+            return all(
+                self.kubectl("get", "crd", crd, "-o", f"jsonpath={path}", check=False) == "True"
+                for crd in crds
+            )
+
+        wait_until(established, what=f"CRDs {', '.join(crds)} Established", timeout=timeout)
+
     def save(self) -> None:
         """Write the state file that ``load`` and ``stop`` read (for the CLI)."""
         data = {

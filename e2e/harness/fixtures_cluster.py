@@ -66,7 +66,7 @@ def crd_installed(control_plane: ControlPlane) -> str:
     """The RetentionStack CRD applied from crds/ and Established; returns its name."""
     control_plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
     name = "retentionstacks.retention.dev"
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    control_plane.wait_established(name)
     return name
 
 

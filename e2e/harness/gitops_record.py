@@ -41,7 +41,7 @@ def generate(*, check: bool = False) -> int:
         operator = OperatorProcess(kubeconfig=cp.kubeconfig, log_dir=base / "operator")
         try:
             cp.kubectl("apply", "--server-side", "-f", str(CRD))
-            cp.kubectl("wait", "--for=condition=Established", "crd/retentionstacks.retention.dev")
+            cp.wait_established("retentionstacks.retention.dev")
             # TLS as the test session's PostgreSQL has it: a stack's default
             # sslmode towards a database outside the cluster is require.
             tls = create_server_tls(base / "postgres-tls", hosts=["127.0.0.1"], ca_name="db-ca")

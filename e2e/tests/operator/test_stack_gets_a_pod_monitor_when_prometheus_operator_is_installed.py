@@ -1,9 +1,10 @@
 """With Prometheus Operator's CRDs installed, a new stack gets a PodMonitor of its own.
 
-The CRDs are the pinned release's own (from its Go module); the API server
-validates the PodMonitor against them, so a field they do not know would be
-refused or pruned. The CRDs are removed again after this module, so the
-other tests see a cluster without them.
+The PodMonitor CRD is the pinned release's own (from its Go module); the API
+server validates the PodMonitor against it, so a field it does not know
+would be refused or pruned. The operator needs none of Prometheus Operator's
+other CRDs. The CRD is removed again after this module, so the other tests
+see a cluster without it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ MONITORING = ("monitoring.coreos.com", "v1")
 
 @pytest.fixture(scope="module")
 def monitoring_crds(control_plane: ControlPlane) -> Iterator[None]:
-    install_crds(control_plane)
+    """Prometheus Operator's PodMonitor CRD, the one kind the operator writes."""
+    install_crds(control_plane, ("podmonitors",))
     yield
-    uninstall_crds(control_plane)
+    uninstall_crds(control_plane, ("podmonitors",))
 
 
 def _pod_monitor(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
