@@ -1,11 +1,20 @@
-"""A real Kubernetes control plane as local processes, with KWOK as the nodes.
+"""A real Kubernetes control plane as local processes, with KWOK nodes and a real one.
 
 etcd, kube-apiserver (RBAC on, client-certificate admin in system:masters,
 service-account signing keys), kube-controller-manager, kube-scheduler and
-kwok run as subprocesses on 127.0.0.1 with free ports. KWOK plays the
-kubelet: scheduled pods become Running without containers. This is the same
-shape as controller-runtime's envtest plus the controller manager, scheduler
-and fake nodes, so Deployments really become ReplicaSets and Running Pods.
+kwok run as subprocesses with free ports. KWOK plays the kubelet of its
+nodes: scheduled pods become Running without containers, which is what the
+scale tests need. This is the same shape as controller-runtime's envtest plus
+the controller manager, scheduler and fake nodes.
+
+With ``real_node=True`` the cluster also gets one real node
+(:mod:`harness.node`): containerd, the kubelet and kube-proxy in a network
+namespace of the harness's own, with CoreDNS and local-path-provisioner on
+it. Then the API server listens on the host's end of the node's veth (pods
+reach it there, through the ``kubernetes`` Service), the Endpoints
+controllers run, and the KWOK nodes carry a ``NoSchedule`` taint so that only
+pods that ask for them land there. Without it, everything stays on
+127.0.0.1 as before.
 
 Callers: the pytest fixtures (``fixtures_cluster``) and the CLI (``make
 cluster-up`` / ``make demo``).
@@ -27,6 +36,8 @@ import httpx
 import yaml
 
 from harness import pki as pki_mod
+from harness.node import addons, cgroups, network
+from harness.node.realnode import LABEL_NODE_KIND, RealNode, start_real_node
 from harness.procs import Proc, free_port, start, stop_group, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,17 +51,25 @@ NODE_IP = "127.0.0.1"
 NODE_COUNT = 3
 
 
-def build_binaries() -> Path:
-    """Build (or find cached) control-plane binaries and return their directory.
+# KWOK manages the nodes with this annotation, and no other.
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+# The taint the KWOK nodes carry in a cluster with a real node.
+KWOK_TAINT = {"key": LABEL_NODE_KIND, "value": "kwok", "effect": "NoSchedule"}
 
-    Runs ``e2e/controlplane/build.sh``, whose progress goes to stderr and whose
-    last line is ``BIN_DIR=<path>``. Raises CalledProcessError if the build fails.
+
+def build_binaries(group: str = "controlplane") -> Path:
+    """Build (or find cached) binaries of ``group`` and return their directory.
+
+    ``group`` is ``controlplane`` or ``node`` (kubelet, kube-proxy, CoreDNS,
+    local-path-provisioner). Runs ``e2e/controlplane/build.sh``, whose progress
+    goes to stderr and whose last line is ``BIN_DIR=<path>``. Raises
+    CalledProcessError if the build fails.
     """
     env_dir = os.environ.get("RETENTION_BIN_DIR")
-    if env_dir:
+    if env_dir and group == "controlplane":
         return Path(env_dir)
     out = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+        ["bash", str(BUILD_SCRIPT), group], check=True, stdout=subprocess.PIPE, text=True
     ).stdout
     last = out.strip().splitlines()[-1]
     if not last.startswith("BIN_DIR="):
@@ -68,10 +87,15 @@ class ControlPlane:
     server: str
     pids: dict[str, int] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list, repr=False)
+    node: RealNode | None = None
 
     @property
     def state_path(self) -> Path:
         return self.run_dir / "state.json"
+
+    @property
+    def node_root(self) -> Path:
+        return self.run_dir / "node"
 
     def kubectl_run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run the built kubectl against this control plane; the caller checks the result."""
@@ -114,6 +138,7 @@ class ControlPlane:
             "kubeconfig": str(self.kubeconfig),
             "server": self.server,
             "pids": self.pids,
+            "real_node": self.node is not None,
         }
         self.state_path.write_text(json.dumps(data, indent=2))
 
@@ -124,17 +149,20 @@ class ControlPlane:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
+        run_dir = Path(data["run_dir"])
         return cls(
-            run_dir=Path(data["run_dir"]),
+            run_dir=run_dir,
             bin_dir=Path(data["bin_dir"]),
             kubeconfig=Path(data["kubeconfig"]),
             server=data["server"],
             pids={k: int(v) for k, v in data["pids"].items()},
+            node=RealNode.load(run_dir / "node"),
         )
 
     def healthy(self) -> bool:
-        """Return True if every recorded process is alive and /readyz answers ok."""
-        for pid in self.pids.values():
+        """Return True if every recorded process (the real node's too) lives and /readyz is ok."""
+        node_pids = [*self.node.pids.values(), self.node.init_pid] if self.node else []
+        for pid in [*self.pids.values(), *node_pids]:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
@@ -144,13 +172,22 @@ class ControlPlane:
         except httpx.HTTPError:
             return False
 
-    def stop(self) -> None:
-        """Stop every process group of the control plane, newest first, and forget it."""
+    def stop(self) -> list[str]:
+        """Stop the real node, then every process group of the control plane, and forget it.
+
+        Returns what the node could not remove (empty when all went).
+        """
+        left: list[str] = []
+        node = self.node or RealNode.load(self.node_root)
+        if node is not None:
+            left = node.stop()
+            self.node = None
         for name, pid in reversed(list(self.pids.items())):
             stop_group(pid, timeout=10 if name != "etcd" else 5)
         for proc in self.procs:
             proc.stop(timeout=1)
         self.state_path.unlink(missing_ok=True)
+        return left
 
 
 def _client(pki_dir: Path) -> httpx.Client:
@@ -236,36 +273,52 @@ def _start_etcd(bin_dir: Path, run_dir: Path) -> tuple[Proc, str]:
 
 
 def _start_apiserver(
-    bin_dir: Path, run_dir: Path, pki: pki_mod.Pki, etcd_url: str
+    bin_dir: Path,
+    run_dir: Path,
+    pki: pki_mod.Pki,
+    etcd_url: str,
+    *,
+    net: network.NodeNetwork | None,
 ) -> tuple[Proc, str]:
     port = free_port()
-    server = f"https://127.0.0.1:{port}"
-    proc = start(
-        "kube-apiserver",
-        [
-            str(bin_dir / "kube-apiserver"),
-            f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            # Mandatory on a machine without a default route.
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={port}",
-            # A loopback address is not valid in Endpoints.
-            "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={pki.serving_cert}",
-            f"--tls-private-key-file={pki.serving_key}",
-            f"--client-ca-file={pki.ca_cert}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki.sa_pub}",
-            f"--service-account-signing-key-file={pki.sa_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=Node,RBAC",
-            "--allow-privileged=true",
-            "--profiling=false",
-            f"--cert-dir={run_dir / 'pki'}",
-            "--v=1",
-        ],
-        log_dir=run_dir / "logs",
+    # With a real node the API server listens on the host's end of its veth:
+    # a local address of this machine, which pods reach and 127.0.0.1 is not.
+    address = net.host_ip if net is not None else "127.0.0.1"
+    server = f"https://{address}:{port}"
+    kubelet_client = pki_mod.issue(
+        pki, "apiserver-kubelet-client", common_name="kube-apiserver", organization="system:masters"
     )
+    argv = [
+        str(bin_dir / "kube-apiserver"),
+        f"--etcd-servers={etcd_url}",
+        f"--bind-address={address}",
+        # Mandatory on a machine without a default route.
+        f"--advertise-address={address}",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki.serving_cert}",
+        f"--tls-private-key-file={pki.serving_key}",
+        f"--client-ca-file={pki.ca_cert}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        f"--service-cluster-ip-range={net.service_cidr if net else SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true",
+        "--profiling=false",
+        # logs, exec and port-forward: the API server calls the kubelet as a master.
+        f"--kubelet-client-certificate={kubelet_client.cert}",
+        f"--kubelet-client-key={kubelet_client.key}",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--cert-dir={run_dir / 'pki'}",
+        "--v=1",
+    ]
+    if net is not None:
+        # The real node's serving certificate is signed by the local CA.
+        argv.append(f"--kubelet-certificate-authority={pki.ca_cert}")
+    else:
+        # A loopback address is not valid in Endpoints.
+        argv.append("--endpoint-reconciler-type=none")
+    proc = start("kube-apiserver", argv, log_dir=run_dir / "logs")
     wait_until(
         lambda: _api_get(run_dir / "pki", server, "/readyz").status_code == 200,
         what="kube-apiserver /readyz",
@@ -295,19 +348,20 @@ def _start_component(name: str, argv: list[str], run_dir: Path) -> Proc:
     return proc
 
 
-def _node_manifest(index: int) -> dict[str, object]:
+def _node_manifest(index: int, *, tainted: bool) -> dict[str, object]:
     name = f"kwok-node-{index}"
-    return {
+    node: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", KWOK_ANNOTATION: "fake"},
             "labels": {
                 "kubernetes.io/arch": "amd64",
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/hostname": name,
                 "type": "kwok",
+                LABEL_NODE_KIND: "kwok",
                 "topology.kubernetes.io/zone": f"zone-{index % 3}",
             },
         },
@@ -316,6 +370,9 @@ def _node_manifest(index: int) -> dict[str, object]:
             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
         },
     }
+    if tainted:
+        node["spec"] = {"taints": [KWOK_TAINT]}
+    return node
 
 
 def _nodes_ready(cp: ControlPlane, count: int) -> bool:
@@ -338,26 +395,46 @@ def _default_sa_exists(cp: ControlPlane) -> bool:
 
 
 def start_control_plane(
-    run_dir: Path, *, nodes: int = NODE_COUNT, bin_dir: Path | None = None
+    run_dir: Path,
+    *,
+    nodes: int = NODE_COUNT,
+    bin_dir: Path | None = None,
+    real_node: bool = False,
 ) -> ControlPlane:
     """Start etcd, the API server, controller manager, scheduler and KWOK with ``nodes`` nodes.
 
-    Returns once the API server is ready, the default ServiceAccount exists and
-    every node is Ready. On failure, stops whatever it started and re-raises
-    (the NotReady message carries the failing server's log tail).
+    With ``real_node`` also one real node (and its CoreDNS and volume
+    provisioner), which needs root. Returns once the API server is ready, the
+    default ServiceAccount exists and every node is Ready. On failure, stops
+    whatever it started and re-raises (the NotReady message carries the
+    failing server's log tail).
     """
     bin_dir = bin_dir or build_binaries()
+    node_bin_dir = build_binaries("node") if real_node else None
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Whatever an earlier run left here (after a crash, say) goes first.
+    leftover = RealNode.load(run_dir / "node")
+    if leftover is not None:
+        leftover.stop()
     # A new control plane starts empty: objects of an earlier run stay out.
     shutil.rmtree(run_dir / "etcd-data", ignore_errors=True)
     began = time.monotonic()
-    pki = pki_mod.create(run_dir / "pki")
     kubeconfig = run_dir / "kubeconfig"
     cp = ControlPlane(run_dir=run_dir, bin_dir=bin_dir, kubeconfig=kubeconfig, server="")
+    net: network.NodeNetwork | None = None
     try:
+        if real_node:
+            net = network.allocate()
+            # Recorded at once, so that a crash from here on is cleaned up by the next start.
+            cp.node = RealNode(net=net, root=cp.node_root, cgroup_root=cgroups.name_for(net.slot))
+            cp.node_root.mkdir(parents=True, exist_ok=True)
+            cp.node.save()
+            network.wire(net)
+        server_ips = (net.host_ip, net.kubernetes_service_ip) if net else ("10.0.0.1",)
+        pki = pki_mod.create(run_dir / "pki", server_ips=server_ips)
         etcd, etcd_url = _start_etcd(bin_dir, run_dir)
         cp.procs.append(etcd)
-        api, cp.server = _start_apiserver(bin_dir, run_dir, pki, etcd_url)
+        api, cp.server = _start_apiserver(bin_dir, run_dir, pki, etcd_url, net=net)
         cp.procs.append(api)
         write_kubeconfig(kubeconfig, server=cp.server, pki=pki)
         common = [
@@ -366,20 +443,26 @@ def start_control_plane(
             f"--authorization-kubeconfig={kubeconfig}",
             "--leader-elect=false",
         ]
+        # Endpoints cannot hold the loopback pod IPs KWOK hands out: without a
+        # real node nothing routes Service traffic, so those controllers stay off.
+        controllers = (
+            "*"
+            if net
+            else (
+                "*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller"
+            )
+        )
         cp.procs.append(
             _start_component(
                 "kube-controller-manager",
                 [
                     str(bin_dir / "kube-controller-manager"),
                     *common,
-                    # Endpoints cannot hold the loopback pod IPs KWOK hands out,
-                    # and nothing here routes Service traffic: leave them out.
-                    "--controllers=*,-endpoints-controller,-endpointslice-controller,"
-                    "-endpointslice-mirroring-controller",
+                    f"--controllers={controllers}",
                     "--use-service-account-credentials=true",
                     f"--service-account-private-key-file={pki.sa_key}",
                     f"--root-ca-file={pki.ca_cert}",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    f"--service-cluster-ip-range={net.service_cidr if net else SERVICE_CIDR}",
                     # Quick reaction keeps e2e tests short.
                     "--concurrent-deployment-syncs=10",
                     "--concurrent-replicaset-syncs=10",
@@ -395,7 +478,8 @@ def start_control_plane(
             [
                 str(bin_dir / "kwok"),
                 f"--kubeconfig={kubeconfig}",
-                "--manage-all-nodes=true",
+                # Only its own nodes: the real node has a kubelet of its own.
+                f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
                 "--node-lease-duration-seconds=40",
                 f"--cidr={POD_CIDR}",
                 f"--node-ip={NODE_IP}",
@@ -407,9 +491,26 @@ def start_control_plane(
         )
         cp.procs.append(kwok)
         cp.pids = {p.name: p.pid for p in cp.procs}
-        _create_nodes(cp, nodes)
-        wait_until(lambda: _nodes_ready(cp, nodes), what="nodes Ready", timeout=60, proc=kwok)
+        cp.save()
+        _create_nodes(cp, nodes, real_node=real_node)
+        if net is not None and node_bin_dir is not None:
+            node_images = addons.node_images()
+            cp.node = start_real_node(
+                root=cp.node_root,
+                net=net,
+                cp_pki=pki,
+                server=cp.server,
+                bin_dir=node_bin_dir,
+                sandbox_image=node_images.sandbox,
+                preload=node_images.built,
+                log_dir=run_dir / "logs",
+            )
+            cp.save()
+        wanted = nodes + (1 if real_node else 0)
+        wait_until(lambda: _nodes_ready(cp, wanted), what="nodes Ready", timeout=90, proc=kwok)
         wait_until(lambda: _default_sa_exists(cp), what="default ServiceAccount", timeout=60)
+        if net is not None and cp.node is not None:
+            addons.install(cp, net=net, images=node_images, volumes=cp.node.layout.volumes)
         cp.save()
     except BaseException:
         cp.stop()
@@ -457,19 +558,27 @@ def _storage_manifests() -> list[dict[str, object]]:
     return [storage_class, *volumes]
 
 
-def _create_nodes(cp: ControlPlane, count: int) -> None:
-    items = [_node_manifest(i) for i in range(count)] + _storage_manifests()
+def _create_nodes(cp: ControlPlane, count: int, *, real_node: bool) -> None:
+    items = [_node_manifest(i, tainted=real_node) for i in range(count)]
+    # With a real node, local-path-provisioner makes real volumes instead.
+    if not real_node:
+        items += _storage_manifests()
     manifest = {"apiVersion": "v1", "kind": "List", "items": items}
     path = cp.run_dir / "nodes.yaml"
     path.write_text(yaml.safe_dump(manifest))
     cp.kubectl("apply", "-f", str(path))
 
 
-def ensure_control_plane(run_dir: Path, *, nodes: int = NODE_COUNT) -> ControlPlane:
-    """Return the healthy control plane recorded in ``run_dir``, starting one if needed."""
+def ensure_control_plane(
+    run_dir: Path, *, nodes: int = NODE_COUNT, real_node: bool = False
+) -> ControlPlane:
+    """Return the healthy control plane recorded in ``run_dir``, starting one if needed.
+
+    One recorded without the real node asked for (or with one not asked for) is replaced.
+    """
     existing = ControlPlane.load(run_dir)
     if existing is not None:
-        if existing.healthy():
+        if existing.healthy() and (existing.node is not None) == real_node:
             return existing
         existing.stop()
-    return start_control_plane(run_dir, nodes=nodes)
+    return start_control_plane(run_dir, nodes=nodes, real_node=real_node)

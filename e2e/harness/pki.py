@@ -88,35 +88,20 @@ def _leaf(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def create(directory: Path) -> Pki:
-    """Create the CA, serving, admin and service-account material in ``directory``."""
+def create(directory: Path, *, server_ips: tuple[str, ...] = ("10.0.0.1",)) -> Pki:
+    """Create the CA, serving, admin and service-account material in ``directory``.
+
+    ``server_ips`` go into the API server's serving certificate beside
+    127.0.0.1: where else it listens, and the ``kubernetes`` Service's ClusterIP.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_name = _name("retention-stack-local-ca")
-    ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert, ca_key = _ca("retention-stack-local-ca")
+    ca_name = ca_cert.subject
     sans: list[x509.GeneralName] = [
         x509.DNSName(name)
         for name in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
     ]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *server_ips)]
     serving, serving_key = _leaf(
         ca_key=ca_key,
         ca_name=ca_name,
@@ -132,16 +117,7 @@ def create(directory: Path) -> Pki:
     )
     # Service-account tokens are signed with RSA, which every client verifies.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pki = Pki(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        sa_key=directory / "sa.key",
-        sa_pub=directory / "sa.pub",
-    )
+    pki = load(directory)
     pem = serialization.Encoding.PEM
     pki.ca_cert.write_bytes(ca_cert.public_bytes(pem))
     _write_key(pki.ca_key, ca_key)
@@ -219,3 +195,60 @@ def create_server_tls(directory: Path, *, hosts: list[str], ca_name: str) -> Ser
     tls.cert.write_bytes(server.public_bytes(pem))
     _write_key(tls.key, server_key)
     return tls
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """Paths of a certificate and its key signed by the local CA."""
+
+    cert: Path
+    key: Path
+
+
+def issue(
+    pki: Pki,
+    name: str,
+    *,
+    common_name: str,
+    organization: str | None = None,
+    server: bool = False,
+    dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+) -> Leaf:
+    """Sign a client (or, with ``server``, serving) certificate with the CA of ``pki``.
+
+    Written as ``<name>.crt`` and ``<name>.key`` beside the CA. The kubelet's
+    identity, for one, is ``common_name="system:node:<node>"`` with
+    ``organization="system:nodes"``, which the Node authorizer recognises.
+    """
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key} is not the EC key create() writes")
+    ca_name = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).subject
+    sans = [_general_name(host) for host in (*dns, *ips)]
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    cert, key = _leaf(
+        ca_key=ca_key,
+        ca_name=ca_name,
+        subject=_name(common_name, organization),
+        usage=usage,
+        sans=sans or None,
+    )
+    leaf = Leaf(cert=pki.ca_cert.parent / f"{name}.crt", key=pki.ca_cert.parent / f"{name}.key")
+    leaf.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(leaf.key, key)
+    return leaf
+
+
+def load(directory: Path) -> Pki:
+    """Return the paths :func:`create` wrote into ``directory`` (not checked)."""
+    return Pki(
+        ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
+        serving_cert=directory / "apiserver.crt",
+        serving_key=directory / "apiserver.key",
+        admin_cert=directory / "admin.crt",
+        admin_key=directory / "admin.key",
+        sa_key=directory / "sa.key",
+        sa_pub=directory / "sa.pub",
+    )

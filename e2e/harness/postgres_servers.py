@@ -65,6 +65,10 @@ class PostgresServer:
     name: str = "postgres"
     tls: ServerTls | None = None
     """When set, the server also accepts TLS with this certificate (plain TCP still works)."""
+    # More addresses to listen on, and the client ranges allowed to log in
+    # from them (the real node's pods reach the host through its veth).
+    listen: tuple[str, ...] = ()
+    clients: tuple[str, ...] = ()
     _proc: Proc | None = field(default=None, repr=False)
     _provisioned: bool = field(default=False, repr=False)
 
@@ -148,14 +152,14 @@ class PostgresServer:
         )
         return done.returncode == 0
 
-    def psql_super(self, sql: str, *, timeout: float = 30.0) -> str:
-        """Run ``sql`` as the superuser over the unix socket and return psql's output.
+    def psql_super(self, sql: str, *, timeout: float = 30.0, dbname: str = "postgres") -> str:
+        """Run ``sql`` as the superuser in ``dbname`` over the unix socket; return psql's output.
 
         Raises NotReady with psql's output when it fails.
         """
         argv = [_pg_tool("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
         argv += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]
-        argv += ["-d", "postgres", "-c", sql]
+        argv += ["-d", dbname, "-c", sql]
         return run_checked(argv, what="psql", timeout=timeout, log=self.log_path)
 
     def _initdb(self, *, timeout: float) -> None:
@@ -167,11 +171,15 @@ class PostgresServer:
         run_checked(
             self.run_as.argv(argv), what="initdb", timeout=timeout, log=self.log_path, cwd=self.root
         )
+        if self.clients:
+            with (self.data_dir / "pg_hba.conf").open("a") as hba:
+                for cidr in self.clients:
+                    hba.write(f"host all all {cidr} scram-sha-256\n")
 
     def _postgres_argv(self) -> list[str]:
         # Durability settings are off: the data lives as long as one test session.
         settings = {
-            "listen_addresses": self.host,
+            "listen_addresses": ",".join((self.host, *self.listen)),
             "unix_socket_directories": str(self.socket_dir),
             "fsync": "off",
             "synchronous_commit": "off",
@@ -508,11 +516,15 @@ def start_postgres(
     user: str = "retention",
     dbname: str = "retention",
     tls: ServerTls | None = None,
+    listen: tuple[str, ...] = (),
+    clients: tuple[str, ...] = (),
 ) -> PostgresServer:
     """Start PostgreSQL with role ``user`` (random password) owning database ``dbname``.
 
-    Logs go to ``base_dir/postgres.log``. Raises MissingBinary if PostgreSQL is
-    not installed, NotReady (with the log tail) if it does not come up.
+    It listens on 127.0.0.1 and on ``listen``; ``user`` may log in from
+    127.0.0.1 and from the ``clients`` ranges. Logs go to
+    ``base_dir/postgres.log``. Raises MissingBinary if PostgreSQL is not
+    installed, NotReady (with the log tail) if it does not come up.
     """
     run_as = RunAs.for_server()
     (port,) = free_ports(1)
@@ -525,6 +537,8 @@ def start_postgres(
         user=user,
         dbname=dbname,
         tls=tls,
+        listen=listen,
+        clients=clients,
     )
     try:
         server.start()

@@ -135,6 +135,10 @@ class RunAs:
         os.chown(path, self.uid, self.gid)
         base.mkdir(parents=True, exist_ok=True)
         link = base / name
+        # A link left by an earlier run points to a folder that is gone (or
+        # belongs to that run): the new folder takes its place.
+        if link.is_symlink():
+            link.unlink()
         if not link.exists():
             link.symlink_to(path)
         return path
