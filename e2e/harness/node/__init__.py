@@ -1,1 +1,1 @@
-"""The real node of the local cluster: network, daemons, add-ons (see :mod:`harness.node.realnode`)."""
+"""The local cluster's real node: its network, daemons and add-ons (see ``realnode``)."""

@@ -197,24 +197,24 @@ def wire(net: NodeNetwork) -> None:
             raise NetworkError(f"sysctl {key}=1 in {net.netns}: {done.stderr.strip()}")
     for cidr in (net.cluster_cidr, net.service_cidr):
         _ip("route", "add", cidr, "via", net.node_ip, "dev", net.host_if)
-    check_isolated(net)
+    check_isolated(net.netns)
 
 
-def routes_inside(net: NodeNetwork) -> list[dict[str, object]]:
-    """The namespace's IPv4 and IPv6 routes, as ``ip -j route`` prints them."""
+def routes_inside(netns: str) -> list[dict[str, object]]:
+    """The IPv4 and IPv6 routes of namespace ``netns``, as ``ip -j route`` prints them."""
     found: list[dict[str, object]] = []
     for family in ("-4", "-6"):
-        out = _ip("-n", net.netns, "-j", family, "route", "show", "table", "all").stdout
+        out = _ip("-n", netns, "-j", family, "route", "show", "table", "all").stdout
         found += json.loads(out or "[]")
     return found
 
 
-def check_isolated(net: NodeNetwork) -> None:
-    """Raise NetworkError if the node's namespace has a default route (a way out)."""
-    for route in routes_inside(net):
+def check_isolated(netns: str) -> None:
+    """Raise NetworkError if namespace ``netns`` has a default route (a way out)."""
+    for route in routes_inside(netns):
         if route.get("dst") == "default" and route.get("type", "unicast") == "unicast":
             raise NetworkError(
-                f"network namespace {net.netns} has a default route ({route}); "
+                f"network namespace {netns} has a default route ({route}); "
                 "the real node must have no route out of this machine"
             )
 
