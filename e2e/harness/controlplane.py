@@ -182,8 +182,11 @@ class ControlPlane:
         if node is not None:
             left = node.stop()
             self.node = None
+        # The API server's graceful termination waits for its endpoint
+        # reconciler and open watches; its data is thrown away, so it gets less.
+        timeouts = {"etcd": 5, "kube-apiserver": 3}
         for name, pid in reversed(list(self.pids.items())):
-            stop_group(pid, timeout=10 if name != "etcd" else 5)
+            stop_group(pid, timeout=timeouts.get(name, 10))
         for proc in self.procs:
             proc.stop(timeout=1)
         self.state_path.unlink(missing_ok=True)

@@ -16,7 +16,6 @@ second ``make demo`` (after ``demo-down``, or after a crash) starts afresh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import subprocess
@@ -135,9 +134,8 @@ def send_one_job(
     """
     task = f"demo-{uuid.uuid4().hex[:8]}"
     (job_id,) = asyncio.run(jobload.post_jobs(service_url(cp, "demo-api"), 1, task=task))
-    with contextlib.suppress(NotReady):
-        if jobload.wait_rows(postgres, task, 1, timeout=timeout)[0] == 1:
-            return job_id
+    if jobload.wait_rows(postgres, task, 1, timeout=timeout)[0] == 1:
+        return job_id
     raise RuntimeError(f"job {job_id} was accepted but no row appeared within {timeout:.0f}s")
 
 

@@ -36,6 +36,11 @@ def rows(postgres: PostgresServer, task: str) -> tuple[int, int]:
     """(rows, distinct ids) of ``task`` in the jobs table; (0, 0) before the table exists."""
     if not task.replace("-", "").isalnum():
         raise ValueError(f"task names here are letters, digits and '-': {task!r}")
+    exists = postgres.psql_super(
+        "SELECT to_regclass('retention_jobs') IS NOT NULL", dbname=postgres.dbname
+    )
+    if exists.strip() != "t":
+        return 0, 0
     out = postgres.psql_super(
         "SELECT count(*), count(DISTINCT id) FROM retention_jobs WHERE task = "  # noqa: S608
         f"'{task}'",

@@ -49,7 +49,11 @@ _MAX_BACKOFF_S = 2.0
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Return True for errors of Redis or the database path, which say nothing about the job."""
+    """Return True for errors of Redis or the database path, which say nothing about the job.
+
+    The cluster client's own errors (no node reachable, slots not all covered)
+    are states of a Redis Cluster that is forming or failing over, and pass.
+    """
     redis_transient = (
         redis_errors.ConnectionError,
         redis_errors.TimeoutError,
@@ -57,6 +61,7 @@ def is_transient(exc: BaseException) -> bool:
         redis_errors.ClusterDownError,
         redis_errors.TryAgainError,
         redis_errors.MasterDownError,
+        redis_errors.RedisClusterException,
     )
     return isinstance(exc, redis_transient) or db.is_transient(exc)
 
