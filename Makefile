@@ -59,11 +59,11 @@ gitops-table: install packages tools gitops-tools ## Record every status case wi
 	@$(PY) -m harness gitops-table
 
 .PHONY: cluster-up
-cluster-up: install tools ## Start the local control plane (idempotent); last line is KUBECONFIG=<path>.
-	@$(PY) -m harness cluster-up --run-dir $(RUN_DIR)/cluster
+cluster-up: install packages tools ## Start the local cluster: control plane, KWOK nodes, the real node (KWOK_ONLY=1: none); last line KUBECONFIG=<path>.
+	@$(PY) -m harness cluster-up --run-dir $(RUN_DIR)/cluster $(if $(KWOK_ONLY),--kwok-only)
 
 .PHONY: cluster-down
-cluster-down: ## Stop the local control plane and every process it started.
+cluster-down: ## Stop the local cluster and the real node; leaves no process, mount, namespace or veth.
 	@if [ -x $(PY) ]; then $(PY) -m harness cluster-down --run-dir $(RUN_DIR)/cluster; fi
 
 .PHONY: crds

@@ -15,7 +15,9 @@ from harness import controlplane, demo, gitops_record, images
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
-    cp = controlplane.ensure_control_plane(Path(args.run_dir).resolve())
+    cp = controlplane.ensure_control_plane(
+        Path(args.run_dir).resolve(), real_node=not args.kwok_only
+    )
     print(f"control plane: {cp.server} (logs in {cp.run_dir / 'logs'})", file=sys.stderr)
     print(f"KUBECONFIG={cp.kubeconfig}")
     return 0
@@ -26,9 +28,11 @@ def _cluster_down(args: argparse.Namespace) -> int:
     if cp is None:
         print("control plane: not running", file=sys.stderr)
         return 0
-    cp.stop()
-    print("control plane: stopped", file=sys.stderr)
-    return 0
+    left = cp.stop()
+    print(
+        "control plane: stopped" + (f"; could not remove: {left}" if left else ""), file=sys.stderr
+    )
+    return 1 if left else 0
 
 
 def _demo_up(args: argparse.Namespace) -> int:
@@ -71,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument(
             "--run-dir", default=default, help="where state, logs and the kubeconfig live"
         )
+        if name == "cluster-up":
+            cmd.add_argument(
+                "--kwok-only",
+                action="store_true",
+                help="no real node: KWOK nodes only (needs no root; pods run nothing)",
+            )
         cmd.set_defaults(func=func)
     table = sub.add_parser(
         "gitops-table", help="record every status case and rewrite docs/gitops.md's table"

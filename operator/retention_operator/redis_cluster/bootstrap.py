@@ -5,7 +5,8 @@ with a managed Redis. Each call reads all nodes, does only the steps that are
 still missing (as planned by :mod:`.plan`) and returns the health after them,
 so an interrupted bootstrap is finished by a later call and a formed cluster
 receives no writes at all. It never sends CLUSTER RESET, FLUSHALL or a command
-that moves an assigned slot.
+that moves an assigned slot. Nodes that came back with new addresses (pods
+restarted all at once) are told where their members are now.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from collections.abc import Callable, Sequence
 
 from retention_operator.redis_cluster.connection import Address, Probe, probe_all, resolve, send
 from retention_operator.redis_cluster.health import ClusterHealth, assess, is_one_cluster
-from retention_operator.redis_cluster.plan import plan_meets, plan_replicas, plan_slots
+from retention_operator.redis_cluster.plan import (
+    plan_meets,
+    plan_readdress,
+    plan_replicas,
+    plan_slots,
+)
 from retention_operator.redis_cluster.topology import NodeView
 
 logger = logging.getLogger(__name__)
@@ -84,6 +90,7 @@ class _Bootstrap:
         probes = await self._probe()
         try:
             if all(probe.answering for probe in probes):
+                probes = await self._readdress(probes)
                 probes = await self._meet(probes)
                 # Slots are assigned only within one cluster: a node left out
                 # would otherwise form a second claim on the same slots.
@@ -113,6 +120,23 @@ class _Bootstrap:
         return await self._wait(
             lambda views: is_one_cluster(views, total=len(views)),
             waiting_for="all nodes to know each other",
+        )
+
+    async def _readdress(self, probes: list[Probe]) -> list[Probe]:
+        """Tell each node where the members it knows by an old address are now."""
+        hosts = [
+            await resolve(address, seconds=self.timeout) or address[0] for address in self.nodes
+        ]
+        pairs = plan_readdress(_views(probes), hosts)
+        if not pairs:
+            return probes
+        for i, j in pairs:
+            peer = _views(probes)[j].me
+            port = self.nodes[j][1]
+            await self._send(i, "CLUSTER", "MEET", hosts[j], port, peer.bus_port or port + 10000)
+        return await self._wait(
+            lambda views: not plan_readdress(views, hosts),
+            waiting_for="the nodes to reach each other at their new addresses",
         )
 
     async def _meet_anchor(

@@ -2,8 +2,9 @@
 
 Each planner looks at the views of all nodes, in the caller's order (pod
 ordinal order), and returns only steps that cannot lose data: meet nodes that
-own no slots, assign slots nobody owns, make empty masters replicas. An empty
-plan means there is nothing to do. Caller: :mod:`.bootstrap`.
+own no slots, tell nodes where members they know now are, assign slots
+nobody owns, make empty masters replicas. An empty plan means there is
+nothing to do. Caller: :mod:`.bootstrap`.
 """
 
 from __future__ import annotations
@@ -138,3 +139,26 @@ def plan_replicas(views: Sequence[NodeView]) -> dict[int, str]:
             plan[index] = target
             load[target] += 1
     return plan
+
+
+def plan_readdress(views: Sequence[NodeView], hosts: Sequence[str]) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)``: node ``i`` knows member ``j`` by an address ``j`` no longer has.
+
+    ``hosts[j]`` is where node ``j`` answers now (its pod's IP). Pods come back
+    with new IPs and keep their identity on their volumes; when all of them
+    restart at once, none can reach the others at the addresses it kept, and
+    the cluster stays down. A CLUSTER MEET of ``j``'s current address sent to
+    ``i`` makes ``i`` update the member it already knows (same node id), so no
+    data moves and no slot changes owner. Members only ``i`` knows of, and
+    nodes in handshake, are left to :func:`plan_meets`.
+    """
+    where = {view.me.node_id: index for index, view in enumerate(views)}
+    pairs = []
+    for i, view in enumerate(views):
+        for line in view.lines:
+            j = where.get(line.node_id)
+            if line.myself or line.in_handshake or j is None or j == i:
+                continue
+            if line.host != hosts[j]:
+                pairs.append((i, j))
+    return pairs

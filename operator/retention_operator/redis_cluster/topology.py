@@ -45,6 +45,11 @@ class NodeLine:
         return "handshake" in self.flags
 
     @property
+    def host(self) -> str:
+        """The IP of ``ip:port@cport,hostname``: where the reporting node reaches this one."""
+        return self.address.rsplit(":", 1)[0] if ":" in self.address else self.address
+
+    @property
     def bus_port(self) -> int | None:
         """The cluster bus port from ``ip:port@cport``, or None if the address has none."""
         _, _, rest = self.address.partition("@")
