@@ -1,7 +1,7 @@
 """The project's container images, built without a Docker engine and cached by their inputs.
 
 Called by ``make images`` (``python -m harness images``), the real node and the
-demo. Six images, each an OCI archive in ``~/.cache/retention-stack/images``
+demo. Eight images, each an OCI archive in ``~/.cache/retention-stack/images``
 with the local reference ``localhost/retention-stack/<name>:<hash prefix>``:
 
 - ``base``: a debootstrap minbase of Debian (the release these machines run)
@@ -11,6 +11,8 @@ with the local reference ``localhost/retention-stack/<name>:<hash prefix>``:
 - ``redis`` and ``pgbouncer``: Debian's packages on ``base``, shaped like the
   public images the operator's builders default to; ``e2e/images/<name>``.
 - ``pause``: the pod sandbox, a static C program of ours ``FROM scratch``.
+- ``coredns`` and ``local-path-provisioner``: the real node's add-ons, the
+  binaries ``e2e/controlplane/build.sh node`` builds, ``FROM scratch``.
 
 An image's cache key (:mod:`harness.image_inputs`) covers its Dockerfile, the
 files it copies, its recipe (release, mirror, tool versions) and its base's
@@ -40,7 +42,16 @@ from harness.buildah import Buildah, BuildError, log, run, unmount_all_under
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = REPO / "e2e" / "images"
 REGISTRY = "localhost/retention-stack"
-NAMES = ("base", "pause", "operator", "workloads", "redis", "pgbouncer")
+NAMES = (
+    "base",
+    "pause",
+    "operator",
+    "workloads",
+    "redis",
+    "pgbouncer",
+    "coredns",
+    "local-path-provisioner",
+)
 HASH_PREFIX = 12
 # The release these machines run; base images are built from it.
 DEBIAN_RELEASE = "bookworm"
@@ -174,6 +185,37 @@ def _prepare_pause(context: Path, label: str) -> None:
     )
 
 
+def _node_binary_recipe(name: str) -> dict[str, str]:
+    """The pinned versions and the build recipe of one of the node's Go binaries."""
+    from harness.controlplane import build_binaries
+
+    recipe = build_binaries("node") / f".{name}.recipe"
+    return {"bin_dir": build_binaries("node").name, "recipe": recipe.read_text()}
+
+
+def _prepare_node_binary(name: str) -> Callable[[Path, str], None]:
+    """Copy the node's built ``name`` (``build.sh node``) into the build context."""
+
+    def prepare(context: Path, label: str) -> None:
+        from harness.controlplane import build_binaries
+
+        log(f"{label}: copying {name} from the node's binary cache")
+        shutil.copy2(build_binaries("node") / name, context / name)
+
+    return prepare
+
+
+def _node_binary_spec(name: str) -> _Spec:
+    return _Spec(
+        name=name,
+        dockerfile=SOURCES / name / "Dockerfile",
+        context=SOURCES / name,
+        generated=(name,),
+        recipe=lambda: _node_binary_recipe(name),
+        prepare=_prepare_node_binary(name),
+    )
+
+
 def _specs() -> dict[str, _Spec]:
     return {
         "base": _Spec(
@@ -223,6 +265,9 @@ def _specs() -> dict[str, _Spec]:
             context=SOURCES / "pgbouncer",
             base="base",
         ),
+        # The real node's add-ons (harness.node.addons), from the node's binaries.
+        "coredns": _node_binary_spec("coredns"),
+        "local-path-provisioner": _node_binary_spec("local-path-provisioner"),
     }
 
 
