@@ -125,7 +125,7 @@ monitoring-test: install packages tools gitops-tools ## Build Prometheus Operato
 	$(PYTEST) -m prometheus_operator -q
 
 .PHONY: images
-images: install packages ## Build the images (base, pause, operator, workloads, redis, pgbouncer) with buildah, cached by their inputs; last line is IMAGES=<json>.
+images: install packages ## Build the images (base, pause, operator, workloads, redis, pgbouncer, coredns, local-path-provisioner) with buildah, cached by their inputs; last line IMAGES=<json>.
 	@$(PY) -m harness images
 
 .PHONY: test-node
@@ -136,11 +136,11 @@ test-node: install packages tools images ## Tests on containerd with the built i
 test: install packages tools gitops-tools lint types unit test-services e2e images test-node ## Everything: install, lint, types, unit, services, e2e, images, node.
 
 .PHONY: demo
-demo: install packages tools ## The main job: control plane, CRD, operator and the sample stack.
+demo: install packages tools images ## The main job: the cluster with its real node, the operator from the chart, a stack, Ready.
 	@$(PY) -m harness demo-up --run-dir $(RUN_DIR)
 
 .PHONY: demo-down
-demo-down: ## Stop the demo: operator, services and control plane.
+demo-down: ## Stop the demo: PostgreSQL, the real node and the control plane; leaves nothing behind.
 	@if [ -x $(PY) ]; then $(PY) -m harness demo-down --run-dir $(RUN_DIR); fi
 
 .PHONY: bench-autoscaling

@@ -133,7 +133,7 @@ def send_one_job(
     there routes them). Raises RuntimeError if the row does not appear in time.
     """
     task = f"demo-{uuid.uuid4().hex[:8]}"
-    (job_id,) = asyncio.run(jobload.post_jobs(service_url(cp, "demo-api"), 1, task=task))
+    (job_id,) = asyncio.run(jobload.post_jobs(service_url(cp, "demo-api"), 1, task=task)).ids
     if jobload.wait_rows(postgres, task, 1, timeout=timeout)[0] == 1:
         return job_id
     raise RuntimeError(f"job {job_id} was accepted but no row appeared within {timeout:.0f}s")

@@ -9,27 +9,47 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 
 import httpx
 
 from harness.postgres_servers import PostgresServer
 
+# A careful client retries a 503 after its Retry-After, a few times.
+RETRIES = 5
 
-async def post_jobs(url: str, count: int, *, task: str, concurrency: int = 20) -> list[str]:
-    """POST ``count`` jobs of ``task`` to ``url``; return their ids.
 
-    Raises httpx.HTTPStatusError on the first POST that is not accepted.
+@dataclass
+class Posted:
+    """The ids of the jobs accepted, and how many 503s were retried on the way."""
+
+    ids: list[str]
+    retried: int = 0
+
+
+async def post_jobs(url: str, count: int, *, task: str, concurrency: int = 20) -> Posted:
+    """POST ``count`` jobs of ``task`` to ``url``, retrying 503s; return the accepted ids.
+
+    Raises httpx.HTTPStatusError on a POST that is refused otherwise, or
+    still unavailable after ``RETRIES`` retries.
     """
+    posted = Posted(ids=[])
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> str:
             async with gate:
-                reply = await client.post("/v1/jobs", json={"task": task, "payload": {"i": i}})
+                for attempt in range(RETRIES + 1):
+                    reply = await client.post("/v1/jobs", json={"task": task, "payload": {"i": i}})
+                    if reply.status_code != 503 or attempt == RETRIES:
+                        break
+                    posted.retried += 1
+                    await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
                 reply.raise_for_status()
                 return str(uuid.UUID(reply.json()["id"]))
 
-        return list(await asyncio.gather(*(one(i) for i in range(count))))
+        posted.ids = list(await asyncio.gather(*(one(i) for i in range(count))))
+    return posted
 
 
 def rows(postgres: PostgresServer, task: str) -> tuple[int, int]:

@@ -128,6 +128,9 @@ def create_app(config: settings.Settings) -> FastAPI:
     return app
 
 
+# A 503 says when to try again: the queue or the database is usually back within seconds
+# (a Redis failover, a PgBouncer pod replaced, a Service's endpoints catching up).
+RETRY_AFTER = {"Retry-After": "1"}
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"description": "The queue or the database is unreachable; retry later."}
 }
@@ -148,7 +151,7 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
             await queue.enqueue(request.app.state.queue, fields)
         except (redis_errors.RedisError, OSError) as exc:
             log.warning("enqueue failed: %s", type(exc).__name__)
-            raise HTTPException(503, "queue unavailable") from None
+            raise HTTPException(503, "queue unavailable", headers=RETRY_AFTER) from None
         response.headers["Location"] = f"/v1/jobs/{job_id}"
         return JobAccepted(id=job_id)
 
@@ -167,7 +170,7 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
             if not db.is_transient(exc):
                 raise
             log.warning("database read failed: %s", type(exc).__name__)
-            raise HTTPException(503, "database unavailable") from None
+            raise HTTPException(503, "database unavailable", headers=RETRY_AFTER) from None
         if row is None:
             raise HTTPException(404, "no finished job with this id")
         return JobState(

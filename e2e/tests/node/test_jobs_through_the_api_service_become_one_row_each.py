@@ -24,6 +24,7 @@ def test_each_job_posted_becomes_exactly_one_row(demo_runs: DemoRuns) -> None:
     current = demo_runs.current
     url = demo.service_url(current.cp, "demo-api")
     task = f"rows-{uuid.uuid4().hex[:8]}"
-    ids = asyncio.run(jobload.post_jobs(url, JOBS, task=task))
-    assert len(set(ids)) == JOBS
+    posted = asyncio.run(jobload.post_jobs(url, JOBS, task=task))
+    print(f"{JOBS} jobs accepted, {posted.retried} 503s retried")
+    assert len(set(posted.ids)) == JOBS
     assert jobload.wait_rows(current.postgres, task, JOBS, timeout=120) == (JOBS, JOBS)

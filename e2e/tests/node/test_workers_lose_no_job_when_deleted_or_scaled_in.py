@@ -73,7 +73,7 @@ def test_a_deleted_worker_and_a_scale_in_lose_no_job(demo_runs: DemoRuns) -> Non
     cp = current.cp
     task = f"drain-{uuid.uuid4().hex[:8]}"
     url = demo.service_url(cp, "demo-api")
-    ids = asyncio.run(jobload.post_jobs(url, JOBS, task=task))
+    ids = asyncio.run(jobload.post_jobs(url, JOBS, task=task)).ids
     time.sleep(3)
     victim = _worker_pods(demo_runs)[0]
     cp.kubectl("delete", "-n", NAMESPACE, victim, "--wait=false")
