@@ -88,6 +88,8 @@ class ControlPlane:
     pids: dict[str, int] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list, repr=False)
     node: RealNode | None = None
+    # Set once start_control_plane finished; a state file without it is a crashed start.
+    complete: bool = False
 
     @property
     def state_path(self) -> Path:
@@ -130,6 +132,12 @@ class ControlPlane:
 
         wait_until(established, what=f"CRDs {', '.join(crds)} Established", timeout=timeout)
 
+    def record(self, proc: Proc) -> None:
+        """Remember a process just started, on disk at once: a crash after it leaves no orphan."""
+        self.procs.append(proc)
+        self.pids[proc.name] = proc.pid
+        self.save()
+
     def save(self) -> None:
         """Write the state file that ``load`` and ``stop`` read (for the CLI)."""
         data = {
@@ -139,6 +147,7 @@ class ControlPlane:
             "server": self.server,
             "pids": self.pids,
             "real_node": self.node is not None,
+            "complete": self.complete,
         }
         self.state_path.write_text(json.dumps(data, indent=2))
 
@@ -157,10 +166,13 @@ class ControlPlane:
             server=data["server"],
             pids={k: int(v) for k, v in data["pids"].items()},
             node=RealNode.load(run_dir / "node"),
+            complete=bool(data.get("complete")),
         )
 
     def healthy(self) -> bool:
-        """Return True if every recorded process (the real node's too) lives and /readyz is ok."""
+        """Return True if the start finished, every recorded process lives and /readyz is ok."""
+        if not self.complete:
+            return False
         node_pids = [*self.node.pids.values(), self.node.init_pid] if self.node else []
         for pid in [*self.pids.values(), *node_pids]:
             try:
@@ -436,9 +448,9 @@ def start_control_plane(
         server_ips = (net.host_ip, net.kubernetes_service_ip) if net else ("10.0.0.1",)
         pki = pki_mod.create(run_dir / "pki", server_ips=server_ips)
         etcd, etcd_url = _start_etcd(bin_dir, run_dir)
-        cp.procs.append(etcd)
+        cp.record(etcd)
         api, cp.server = _start_apiserver(bin_dir, run_dir, pki, etcd_url, net=net)
-        cp.procs.append(api)
+        cp.record(api)
         write_kubeconfig(kubeconfig, server=cp.server, pki=pki)
         common = [
             f"--kubeconfig={kubeconfig}",
@@ -455,7 +467,7 @@ def start_control_plane(
                 "*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller"
             )
         )
-        cp.procs.append(
+        cp.record(
             _start_component(
                 "kube-controller-manager",
                 [
@@ -473,7 +485,7 @@ def start_control_plane(
                 run_dir,
             )
         )
-        cp.procs.append(
+        cp.record(
             _start_component("kube-scheduler", [str(bin_dir / "kube-scheduler"), *common], run_dir)
         )
         kwok = start(
@@ -492,9 +504,7 @@ def start_control_plane(
             ],
             log_dir=run_dir / "logs",
         )
-        cp.procs.append(kwok)
-        cp.pids = {p.name: p.pid for p in cp.procs}
-        cp.save()
+        cp.record(kwok)
         _create_nodes(cp, nodes, real_node=real_node)
         if net is not None and node_bin_dir is not None:
             node_images = addons.node_images()
@@ -514,6 +524,7 @@ def start_control_plane(
         wait_until(lambda: _default_sa_exists(cp), what="default ServiceAccount", timeout=60)
         if net is not None and cp.node is not None:
             addons.install(cp, net=net, images=node_images, volumes=cp.node.layout.volumes)
+        cp.complete = True
         cp.save()
     except BaseException:
         cp.stop()

@@ -21,6 +21,10 @@ from harness.node.network import NodeNetwork
 # containerd's socket and state live in the node's private /run (a tmpfs of
 # its mount namespace); the host reaches the socket through /proc/<init>/root.
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+# The kubelet's root (pod volumes, its sockets) is in that /run too: its unix
+# sockets need a path under 108 bytes, which a run folder need not give, and
+# none of it outlives the node.
+KUBELET_ROOT = "/run/kubelet"
 CNI_BIN_DIR = "/usr/lib/cni"
 CNI_NETWORK = "retention-node"
 CLUSTER_DOMAIN = "cluster.local"
@@ -64,10 +68,6 @@ class NodeLayout:
         return self.root / "var-log"
 
     @property
-    def kubelet_root(self) -> Path:
-        return self.root / "kubelet"
-
-    @property
     def kubelet_config(self) -> Path:
         return self.root / "kubelet-config.yaml"
 
@@ -92,7 +92,6 @@ class NodeLayout:
             self.cni_ipam_dir,
             self.cni_cache_dir,
             self.var_log,
-            self.kubelet_root,
             self.volumes,
         ]
 

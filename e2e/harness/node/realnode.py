@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -322,7 +323,10 @@ def start_real_node(
     everything started is stopped again and NotReady is raised.
     """
     node = RealNode(net=net, root=root, cgroup_root=cgroups.name_for(net.slot))
-    root.mkdir(parents=True, exist_ok=True)
+    # A node starts empty: what an earlier one left (images, containers, logs,
+    # volumes) belongs to a cluster that is gone.
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
     node.save()
     try:
         kubelet_kubeconfig = _write_files(
@@ -345,7 +349,7 @@ def start_real_node(
                 str(bin_dir / "kubelet"),
                 f"--config={layout.kubelet_config}",
                 f"--kubeconfig={kubelet_kubeconfig}",
-                f"--root-dir={layout.kubelet_root}",
+                f"--root-dir={configs.KUBELET_ROOT}",
                 f"--hostname-override={NODE_NAME}",
                 f"--node-ip={net.node_ip}",
                 f"--node-labels={LABEL_NODE_KIND}=real",
