@@ -1,4 +1,4 @@
-"""Pods that restart together come back with new IPs: each node is told where its members are now."""
+"""Pods restarted together come back with new IPs: each node learns where its members are now."""
 
 from __future__ import annotations
 
