@@ -49,8 +49,17 @@ def test_slow_requests_scale_the_api_out(
         timeout=60,
         what="the API scaled out on a p95 above target",
     )
-    (up, *_) = events(core, namespace, reason="ScaledUp")
-    assert up.message.startswith("Scaled the API up from 2 to")
+    # The Event follows the replicas write, so it may land a moment after it; and a
+    # ScaledUp from 1 to the minimum can come first, before the reconciler's write.
+    (up, *_) = wait_for(
+        lambda: [
+            e
+            for e in events(core, namespace, reason="ScaledUp")
+            if e.message.startswith("Scaled the API up from 2 to")
+        ],
+        timeout=15,
+        what="the API's ScaledUp Event",
+    )
     assert "against a target of 200 ms" in up.message
 
     def api_status() -> dict[str, Any]:
