@@ -7,7 +7,8 @@ on the real node, the operator installed from ``charts/retention-operator``
 with the built helm, running in its own pod as the chart's ServiceAccount.
 It builds the project's images (cached), loads them into the node, applies
 ``crds/samples/minimal.yaml`` into namespace ``demo`` (which enforces Pod
-Security ``restricted``) with the local images and database, and waits until
+Security ``restricted``) with the local images and database (TLS, verified
+against the demo's own CA), and waits until
 the stack is Ready. Then it POSTs one job to the API's Service and waits for
 its row in PostgreSQL. ``make demo-down`` stops everything it started; a
 second ``make demo`` (after ``demo-down``, or after a crash) starts afresh.
@@ -28,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from harness import controlplane, images, jobload
+from harness import controlplane, images, jobload, pki
 from harness.node.realnode import RealNode
 from harness.postgres_servers import PostgresServer, start_postgres
 from harness.procs import NotReady, stop_group
@@ -59,6 +60,10 @@ def stack_manifest(
     spec["redis"]["managed"]["image"] = refs["redis"]
     spec["pgbouncer"]["image"] = refs["pgbouncer"]
     spec["pgbouncer"]["database"].update({"host": host, "port": port, "user": user, "name": dbname})
+    # verify-full, the default once a CA is given: the name is the address in the certificate.
+    spec["pgbouncer"]["tls"] = {
+        "ca": {"configMapKeyRef": {"name": "demo-postgres-ca", "key": "ca.crt"}}
+    }
     return stack
 
 
@@ -166,8 +171,11 @@ def start(run_dir: Path) -> Demo:
     images.import_into(list(built.values()), address=cp.node.containerd_address)
     refs = {name: image.ref for name, image in built.items()}
     _say("images loaded into the node: " + ", ".join(refs.values()))
+    # Like a hosted PostgreSQL: TLS with a certificate for the address the
+    # pods use, signed by a CA the stack is given (so PgBouncer verifies it).
+    tls = pki.create_server_tls(run_dir / "postgres-tls", hosts=[net.host_ip], ca_name="demo-ca")
     postgres = start_postgres(
-        base_dir=run_dir / "postgres", listen=(net.host_ip,), clients=(net.cluster_cidr,)
+        base_dir=run_dir / "postgres", listen=(net.host_ip,), clients=(net.cluster_cidr,), tls=tls
     )
     state = {"pids": {"postgres": postgres.pid}, "postgres_root": str(postgres.root)}
     (run_dir / "demo.json").write_text(json.dumps(state))
@@ -183,6 +191,13 @@ def start(run_dir: Path) -> Demo:
         "stringData": {"password": postgres.password},
     }
     _apply(cp, "secret", secret)
+    ca = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "demo-postgres-ca", "namespace": NAMESPACE},
+        "data": {"ca.crt": tls.ca_cert.read_text()},
+    }
+    _apply(cp, "postgres-ca", ca)
     stack = stack_manifest(
         refs=refs, host=net.host_ip, port=postgres.port, user=postgres.user, dbname=postgres.dbname
     )

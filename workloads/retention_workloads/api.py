@@ -24,7 +24,6 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis import exceptions as redis_errors
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retention_workloads import db, logs, queue, settings
@@ -149,7 +148,7 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
         job_id, fields = new_job_fields(body)
         try:
             await queue.enqueue(request.app.state.queue, fields)
-        except (redis_errors.RedisError, OSError) as exc:
+        except queue.UNAVAILABLE as exc:
             log.warning("enqueue failed: %s", type(exc).__name__)
             raise HTTPException(503, "queue unavailable", headers=RETRY_AFTER) from None
         response.headers["Location"] = f"/v1/jobs/{job_id}"

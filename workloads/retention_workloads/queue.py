@@ -87,11 +87,17 @@ def check_same_slot(stream: str, deadletter: str) -> None:
         )
 
 
+# What a call to the queue raises when Redis cannot serve it now: redis-py's
+# errors, the cluster client's own (slots not covered while a cluster forms or
+# fails over, no node reachable; not RedisError subclasses), and the socket's.
+UNAVAILABLE = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError)
+
+
 async def ping(queue: Queue) -> bool:
-    """Return True if Redis answers; False on any connection error."""
+    """Return True if Redis answers; False when it cannot (see ``UNAVAILABLE``)."""
     try:
         return bool(await queue.client.ping())
-    except (redis_errors.RedisError, OSError):
+    except UNAVAILABLE:
         return False
 
 
