@@ -79,6 +79,10 @@ def run(argv: list[str] | None = None) -> None:
         log_format=kopf.LogFormat.JSON if ours.log_format == "json" else kopf.LogFormat.FULL,
         log_refkey="object",
     )
+    # One line per API request and per liveness probe buries what the operator
+    # does (seen in `kubectl logs` of the operator's pod); their failures still show.
+    for noisy in ("httpx", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     prometheus_client.start_http_server(ours.metrics_port, addr=ours.bind_address)
     assert handlers  # Imported for its registrations.
     kopf.run(
