@@ -42,7 +42,10 @@ from harness.procs import Proc, free_port, start, stop_group, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "e2e" / "controlplane" / "build.sh"
-SERVICE_CIDR = "10.0.0.0/24"
+# A /16 holds 65,534 Services, so benchmarks of a thousand stacks (two Services
+# each) measure the operator, not the range; the first address (10.0.0.1, the
+# kubernetes Service) stays the one the serving certificate names.
+SERVICE_CIDR = "10.0.0.0/16"
 # Pod and node IPs live in the loopback range, so anything that connects to a
 # KWOK pod (the Redis Cluster bootstrap, say) reaches this machine only and is
 # refused at once, instead of sending packets to a private network.
