@@ -31,8 +31,12 @@ _DRIFTING = frozenset(
         "failedTicks",
     }
 )
-# Fields that never cause a write by themselves.
-_SILENT = frozenset({"failedTicks"})
+# Fields that never cause a write by themselves: a count of failed reads, and
+# the reason, whose wording restates counts and times ("no p95 for 13 ticks")
+# and so changes every tick while nothing happens. Both ride along with the
+# next write that matters; without this, a thousand stacks whose metrics are
+# missing would each write every refresh period at rest.
+_SILENT = frozenset({"failedTicks", "lastReason"})
 # Derived numbers whose appearance matters to no one either (a rate needs two samples,
 # so it appears on the second tick): left out of the material view altogether.
 _DERIVED = frozenset({"jobsPerSecond", "queueWaitSeconds"})
