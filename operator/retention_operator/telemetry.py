@@ -39,6 +39,30 @@ KUBE_REQUESTS = Counter(
     "Requests the operator sent to the API server, by verb, kind and HTTP code.",
     ["verb", "kind", "code"],
 )
+KUBE_IN_FLIGHT = Gauge(
+    "retention_operator_kube_requests_in_flight",
+    "Requests to the API server on the wire now.",
+)
+KUBE_WAITING = Gauge(
+    "retention_operator_kube_requests_waiting",
+    "Requests queued for a slot of the kube layer's limiter.",
+)
+KUBE_LIMIT = Gauge(
+    "retention_operator_kube_requests_limit",
+    "Requests the kube layer lets in flight at once now (halved when the API server pushes back).",
+)
+DRIFT_CORRECTED = Counter(
+    "retention_operator_drift_corrected_total",
+    "Children put back after a change outside the operator (an edit or a deletion).",
+)
+WORK_RUNNING = Gauge(
+    "retention_operator_work_running",
+    "Reconciles and settles running now (bounded by RETENTION_MAX_CONCURRENT_RECONCILES).",
+)
+WORK_WAITING = Gauge(
+    "retention_operator_work_waiting",
+    "Reconciles and settles waiting for a slot.",
+)
 STACK_CONDITION = Gauge(
     "retention_stack_condition",
     "1 when the stack's condition of this type is True, else 0.",
