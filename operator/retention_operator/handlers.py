@@ -2,20 +2,31 @@
 
 A returned value would land in ``status.<handler>`` and be pruned by the
 schema, so every handler returns None. Shared objects (the kube client, the
-settings, the autoscaling loop) live in kopf's ``memo``, set up in ``main``.
+work queue, the settings, the autoscaling loop) live in kopf's ``memo``, set
+up in ``main``, which also subscribes :func:`child_listener` to the cache of
+children.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import kopf
 
 from retention_operator import names, reconcile, telemetry
 from retention_operator.kube import KubeClient
+from retention_operator.kube.cache import Listener
+from retention_operator.kube.limiter import Priority
+from retention_operator.reconcile.drift import content_changed
 from retention_operator.settings import Settings
 
 STACKS = (names.GROUP, names.VERSION, names.PLURAL)
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
+# Backoff of a reconcile the API server did not answer: kopf's retry count
+# doubles it up to the cap, and jitter keeps a thousand stacks from retrying in step.
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 60.0
 
 
 def _kube(memo: Any) -> KubeClient:
@@ -23,17 +34,37 @@ def _kube(memo: Any) -> KubeClient:
     return kube
 
 
+def _work(memo: Any) -> reconcile.WorkQueue:
+    work: reconcile.WorkQueue = memo.work
+    return work
+
+
+def _jittered(seconds: float) -> float:
+    return seconds * random.uniform(0.8, 1.2)
+
+
 @kopf.on.resume(*STACKS)
 @kopf.on.create(*STACKS)
 @kopf.on.update(*STACKS)
-async def reconcile_stack(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Make the children match the spec; retry later while the stack is stalled."""
+async def reconcile_stack(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Make the children match the spec; retry later while stalled or the API server is busy."""
     settings: Settings = memo.settings
-    outcome = await reconcile.reconcile_stack(_kube(memo), dict(body), settings=settings)
+    manifest = dict(body)
+    # A spec not yet observed is progress to make; a resumed, observed stack can wait.
+    level = Priority.PROGRESS if reconcile.unobserved(manifest) else Priority.NORMAL
+    try:
+        outcome = await _work(memo).run(
+            level, lambda: reconcile.reconcile_stack(_kube(memo), manifest, settings=settings)
+        )
+    except Exception as exc:
+        if not reconcile.transient(exc):
+            raise
+        delay = random.uniform(0.5, 1.0) * min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retry)
+        raise kopf.TemporaryError(f"the API server did not answer: {exc}", delay=delay) from exc
     if outcome.retry:
         # Not an error of the operator: a Secret or a database is missing.
         # kopf calls again after the delay, so the stack recovers without an edit.
-        raise kopf.TemporaryError(outcome.message, delay=settings.retry_seconds)
+        raise kopf.TemporaryError(outcome.message, delay=_jittered(settings.retry_seconds))
 
 
 @kopf.on.event(*STACKS)
@@ -54,12 +85,33 @@ async def stack_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         telemetry.forget_stack(namespace, name)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={names.LABEL_STACK: kopf.PRESENT})
-@kopf.on.event("apps", "v1", "statefulsets", labels={names.LABEL_STACK: kopf.PRESENT})
-async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A child's readiness changed: refresh the owning stack's status (only if it changed)."""
-    obj = event.get("object") or {}
-    meta = obj.get("metadata", {})
-    stack = (meta.get("labels") or {}).get(names.LABEL_STACK)
-    if stack and event.get("type") != "DELETED":
-        await reconcile.refresh_status(_kube(memo), namespace=meta.get("namespace", ""), name=stack)
+def child_listener(memo: kopf.Memo) -> Listener:
+    """The cache's listener: settle the owning stack when one of its children changes.
+
+    A change of what the operator sets (spec, labels, annotations) or a
+    deletion is a possible hand edit: the stack is settled at PROGRESS
+    priority and repaired. A change of a workload's status only refreshes the
+    stack's status, at REFRESH priority. Either way, one pending settle per stack.
+    """
+    settings: Settings = memo.settings
+
+    def listener(kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        obj = new or old or {}
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace", ""))
+        stack = str((meta.get("labels") or {}).get(names.LABEL_STACK, ""))
+        if not stack:
+            return
+        repair = new is None or old is None or content_changed(old, new)
+        if not repair and kind not in WORKLOAD_KINDS:
+            return
+        level = Priority.PROGRESS if repair else Priority.REFRESH
+
+        async def settle() -> None:
+            await reconcile.settle(
+                _kube(memo), namespace=namespace, name=stack, settings=settings, repair=repair
+            )
+
+        _work(memo).submit((namespace, stack, repair), level, settle)
+
+    return listener

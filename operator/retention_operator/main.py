@@ -7,6 +7,7 @@ both land in :func:`run`. The handlers are registered by importing
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any
@@ -14,11 +15,15 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from retention_operator import handlers, names
+from retention_operator import handlers, names, telemetry
 from retention_operator import settings as settings_mod
 from retention_operator.kube import KubeClient, load_connection
+from retention_operator.kube.cache import ChildCache
+from retention_operator.reconcile import WorkQueue
 
 logger = logging.getLogger("retention_operator")
+# Longest wait for the first lists of every child kind at start-up.
+CACHE_SYNC_SECONDS = 300.0
 
 
 @kopf.on.startup()
@@ -39,7 +44,21 @@ async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -
     if ours.peering_name is not None:
         settings.peering.name = ours.peering_name
         settings.peering.priority = ours.peering_priority
-    memo.kube = KubeClient(load_connection())
+    connection = load_connection()
+    memo.kube = KubeClient(connection, max_in_flight=ours.kube_max_in_flight)
+    memo.work = WorkQueue(workers=ours.max_concurrent_reconciles)
+    telemetry.WORK_RUNNING.set_function(lambda: memo.work.running)
+    telemetry.WORK_WAITING.set_function(lambda: memo.work.waiting)
+    # Every child in memory before the first handler runs: the resume of a
+    # thousand stacks reads its children from here, not from the API server.
+    cache = ChildCache(connection, label_selector=names.LABEL_STACK, namespaces=ours.namespaces)
+    # A list the API server refuses (RBAC) fails the start-up with its message.
+    async with asyncio.timeout(CACHE_SYNC_SECONDS):
+        await cache.start()
+    memo.cache = memo.kube.cache = cache
+    # Subscribed after the first lists: what they found, the resume handlers see.
+    cache.subscribe(handlers.child_listener(memo))
+    logger.info("cached %d children of stacks", len(cache))
     if ours.autoscaler_enabled:
         from retention_operator.autoscaling.loop import AutoscalingLoop
 
@@ -62,6 +81,12 @@ async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
     for loop in (getattr(memo, "autoscaler", None), getattr(memo, "read_pool", None)):
         if loop is not None:
             await loop.stop()
+    work = getattr(memo, "work", None)
+    if work is not None:
+        await work.close()
+    cache = getattr(memo, "cache", None)
+    if cache is not None:
+        await cache.stop()
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()

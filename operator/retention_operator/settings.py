@@ -25,6 +25,8 @@ ENV_LOG_FORMAT = "RETENTION_LOG_FORMAT"
 ENV_BIND_ADDRESS = "RETENTION_BIND_ADDRESS"
 ENV_OPERATOR_NAMESPACE = "RETENTION_OPERATOR_NAMESPACE"
 ENV_READ_POOL_TICK_SECONDS = "RETENTION_READ_POOL_TICK_SECONDS"
+ENV_MAX_RECONCILES = "RETENTION_MAX_CONCURRENT_RECONCILES"
+ENV_KUBE_MAX_IN_FLIGHT = "RETENTION_KUBE_MAX_IN_FLIGHT"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Settings:
     """Where the operator runs (downward API); admitted to Redis by the NetworkPolicy."""
     read_pool_tick_seconds: float = 0.5
     """How often read replicas' lag is measured; keep it well under maxLagSeconds."""
+    max_concurrent_reconciles: int = 8
+    """Reconciles (and child-event settles) at once; the others wait their turn by priority."""
+    kube_max_in_flight: int = 32
+    """Requests to the API server at once, and connections in the pool."""
 
 
 def _int(env: Mapping[str, str], key: str, default: int, *, low: int, high: int) -> int:
@@ -130,4 +136,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         bind_address=env.get(ENV_BIND_ADDRESS, "0.0.0.0") or "0.0.0.0",
         operator_namespace=env.get(ENV_OPERATOR_NAMESPACE) or None,
         read_pool_tick_seconds=_float(env, ENV_READ_POOL_TICK_SECONDS, 0.5, low=0.1, high=60),
+        max_concurrent_reconciles=_int(env, ENV_MAX_RECONCILES, 8, low=1, high=1024),
+        kube_max_in_flight=_int(env, ENV_KUBE_MAX_IN_FLIGHT, 32, low=1, high=1024),
     )

@@ -92,12 +92,18 @@ garbage collection, so no rule holds the delete verb. Used by the ClusterRole
 - apiGroups: ["retention.dev"]
   resources: ["retentionstacks/finalizers"]
   verbs: ["update"]
-# Children: server-side apply is a PATCH; create when they do not exist yet.
+# Children: server-side apply is a PATCH; create when they do not exist yet;
+# list and watch (by the retention.dev/stack label) keep the operator's cache
+# of them, which is how a child edited or deleted by hand is put back at once.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
-  resources: ["services", "configmaps", "secrets"]
+  resources: ["services", "configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The Secrets named by a stack are read (and the generated Redis one created), never watched.
+- apiGroups: [""]
+  resources: ["secrets"]
   verbs: ["get", "create", "patch"]
 # Redis node addresses for the cluster bootstrap.
 - apiGroups: [""]
@@ -108,11 +114,11 @@ garbage collection, so no rule holds the delete verb. Used by the ClusterRole
   verbs: ["create"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "create", "patch"]
-# Each stack's PodMonitor, when Prometheus Operator's CRDs are installed.
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Each stack's PodMonitor, when Prometheus Operator's CRDs are installed (not cached).
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["get", "create", "patch"]

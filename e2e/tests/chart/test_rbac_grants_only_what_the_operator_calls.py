@@ -25,6 +25,8 @@ def _calls(group: str, resources: list[str], verbs: list[str]) -> set[Grant]:
     return {(group, r, v) for r in resources for v in verbs}
 
 
+# retention_operator.kube.cache.WATCHED_KINDS are listed and watched, besides applied.
+CHILD_VERBS = ["get", "list", "watch", "create", "patch"]
 # What the operator calls in the namespaces it serves.
 NAMESPACED_CALLS: set[Grant] = (
     # kopf watches stacks and keeps its progress in their annotations.
@@ -32,15 +34,16 @@ NAMESPACED_CALLS: set[Grant] = (
     | _calls("retention.dev", ["retentionstacks/status"], ["get", "patch"])
     # Owner references with blockOwnerDeletion.
     | _calls("retention.dev", ["retentionstacks/finalizers"], ["update"])
-    # Server-side apply (PATCH), create when absent.
-    | _calls("apps", ["deployments", "statefulsets"], ["get", "list", "watch", "create", "patch"])
-    | _calls("", ["services", "configmaps", "secrets"], ["get", "create", "patch"])
+    # Server-side apply (PATCH), create when absent; list and watch for the child cache.
+    | _calls("apps", ["deployments", "statefulsets"], CHILD_VERBS)
+    | _calls("", ["services", "configmaps"], CHILD_VERBS)
+    | _calls("", ["secrets"], ["get", "create", "patch"])
     # Redis node addresses.
     | _calls("", ["pods"], ["list"])
     | _calls("", ["events"], ["create"])
-    | _calls("policy", ["poddisruptionbudgets"], ["get", "create", "patch"])
-    | _calls("networking.k8s.io", ["networkpolicies"], ["get", "create", "patch"])
-    # Each stack's PodMonitor, when Prometheus Operator's CRDs are installed.
+    | _calls("policy", ["poddisruptionbudgets"], CHILD_VERBS)
+    | _calls("networking.k8s.io", ["networkpolicies"], CHILD_VERBS)
+    # Each stack's PodMonitor, when Prometheus Operator's CRDs are installed (not cached).
     | _calls("monitoring.coreos.com", ["podmonitors"], ["get", "create", "patch"])
 )
 # kopf discovers the resources it serves through the CRDs.

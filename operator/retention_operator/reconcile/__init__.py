@@ -1,5 +1,12 @@
 """Reconcile RetentionStacks: builders + kube + status conditions for one stack."""
 
-from retention_operator.reconcile.stack import Outcome, reconcile_stack, refresh_status
+from retention_operator.reconcile.stack import (
+    Outcome,
+    reconcile_stack,
+    settle,
+    transient,
+    unobserved,
+)
+from retention_operator.reconcile.workqueue import WorkQueue
 
-__all__ = ["Outcome", "reconcile_stack", "refresh_status"]
+__all__ = ["Outcome", "WorkQueue", "reconcile_stack", "settle", "transient", "unobserved"]

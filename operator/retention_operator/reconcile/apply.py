@@ -3,17 +3,21 @@
 Server-side apply is idempotent on the server, but every apply is still a
 mutating request. The reconciler stamps each child with the hash of the
 manifest it applied (``retention.dev/applied-hash``) and skips the request
-when the live object carries the same hash: a no-op reconcile writes nothing.
+when the live object carries the same hash and shows no drift (no field the
+manifest sets was changed by hand, see :mod:`.drift`): a no-op reconcile
+writes nothing, and a hand edit is put back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from retention_operator import names
 from retention_operator.kube import KubeClient, KubeError
+from retention_operator.reconcile.drift import drift, replacement_patch
 
 Manifest = dict[str, Any]
 
@@ -39,13 +43,27 @@ def _applied_hash(live: Manifest | None) -> str | None:
     return annotations.get(names.ANNOTATION_APPLIED_HASH)
 
 
+@dataclass(frozen=True)
+class Ensured:
+    """What :func:`ensure` found and did."""
+
+    live: Manifest | None
+    """The object as stored after the call."""
+    wrote: bool
+    """Whether a write was sent."""
+    created: bool = False
+    """The object did not exist (first creation, or it had been deleted)."""
+    restored: tuple[str, ...] = ()
+    """Fields changed outside the operator that the write put back."""
+
+
 async def ensure(
     kube: KubeClient,
     manifest: Manifest,
     *,
     initial_replicas: int | None = None,
-) -> tuple[Manifest | None, bool]:
-    """Make the child match ``manifest``; return (live object, whether a write was sent).
+) -> Ensured:
+    """Make the child match ``manifest`` and say what that took.
 
     ``initial_replicas``, for the scaled Deployments, is written once, when
     the Deployment is created, under the autoscaler's field manager, so that
@@ -54,9 +72,21 @@ async def ensure(
     meta = manifest["metadata"]
     live = await kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
     desired = stamped(manifest)
+    restored: list[str] = []
     if live is not None and _applied_hash(live) == _applied_hash(desired):
-        return live, False
-    applied = await kube.apply(desired, field_manager=names.FIELD_MANAGER)
+        restored = drift(desired, live)
+        if not restored:
+            return Ensured(live, wrote=False)
+    try:
+        applied = await kube.apply(desired, field_manager=names.FIELD_MANAGER)
+    except KubeError as exc:
+        replacement = replacement_patch(desired, live) if live is not None else None
+        if exc.status != 422 or not restored or replacement is None:
+            raise
+        # A hand edit re-keyed a list item (a Service port): the merge of apply
+        # would keep both items. Replace those lists, then apply as usual.
+        await kube.replace_lists(desired, replacement, field_manager=names.FIELD_MANAGER)
+        applied = await kube.apply(desired, field_manager=names.FIELD_MANAGER)
     if live is None and initial_replicas is not None:
         applied = await kube.apply(
             {
@@ -67,7 +97,7 @@ async def ensure(
             },
             field_manager=names.AUTOSCALER_FIELD_MANAGER,
         )
-    return applied, True
+    return Ensured(applied, wrote=True, created=live is None, restored=tuple(restored))
 
 
 async def ensure_present(kube: KubeClient, manifest: Manifest) -> tuple[Manifest, bool]:

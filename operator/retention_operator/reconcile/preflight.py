@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from urllib.parse import urlsplit
 
 from retention_operator.builders.database import server_sslmode
@@ -45,8 +46,27 @@ async def _secret_problem(
     return None
 
 
+# A server that just accepted a connection is taken as reachable this long: a
+# thousand stacks on one database cost one connection, not a thousand, and a
+# server that refuses is tried again on every check.
+REACHABLE_TTL_SECONDS = 5.0
+_reachable_at: dict[tuple[str, int], float] = {}
+
+
 async def tcp_error(host: str, port: int, *, within: float = CONNECT_TIMEOUT) -> str | None:
-    """Return None if ``host:port`` accepts a TCP connection, else why not."""
+    """Return None if ``host:port`` accepts a TCP connection (or did a moment ago), else why not."""
+    now = time.monotonic()
+    if now - _reachable_at.get((host, port), -1e9) < REACHABLE_TTL_SECONDS:
+        return None
+    error = await _connect_error(host, port, within=within)
+    if error is None:
+        _reachable_at[(host, port)] = time.monotonic()
+    else:
+        _reachable_at.pop((host, port), None)
+    return error
+
+
+async def _connect_error(host: str, port: int, *, within: float) -> str | None:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
     except TimeoutError:

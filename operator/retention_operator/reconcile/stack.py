@@ -1,11 +1,17 @@
-"""Reconcile one RetentionStack: preflight, children, status.
+"""Reconcile one RetentionStack: preflight, children, status; and settle it when a child changes.
 
-Called by the kopf handlers (create, update, resume, and child events). The
-order is fixed: parse, honour ``paused``, check what only the operator can
-judge (Secrets, reachability), then apply children, then write status. A
-problem at any step stops before any child is written, so a bad input never
-deletes or changes what already runs. Each stack is reconciled by one task at
-a time (a lock per stack), because child events and spec changes can race.
+:func:`reconcile_stack` is called by the kopf handlers (create, update,
+resume). The order is fixed: parse, honour ``paused``, check what only the
+operator can judge (Secrets, reachability), then apply children, then write
+status. A problem at any step stops before any child is written, so a bad
+input never deletes or changes what already runs.
+
+:func:`settle` is called when the children's watch reports a change: it puts
+back what was edited or deleted by hand (with a ``DriftCorrected`` Event
+naming it) and refreshes the status from the children's readiness.
+
+Each stack is handled by one task at a time (a lock per stack), because
+child events and spec changes can race.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pydantic
 
 from retention_operator import names, telemetry
@@ -37,6 +44,29 @@ _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 REASON_INVALID_SPEC = "InvalidSpec"
 REASON_APPLY_REFUSED = "ApplyRefused"
+REASON_DRIFT_CORRECTED = "DriftCorrected"
+# Answers that say "not now" rather than "not this": retried, never a Stalled stack.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether an error of the kube layer is worth a retry (the API server was busy or away)."""
+    if isinstance(exc, KubeError):
+        return exc.status in TRANSIENT_STATUSES
+    return isinstance(exc, httpx.HTTPError)
+
+
+def unobserved(body: dict[str, Any]) -> bool:
+    """Whether the stack's status does not yet describe its current spec generation."""
+    status = body.get("status") or {}
+    return bool(status.get("observedGeneration") != (body.get("metadata") or {}).get("generation"))
+
+
+def _stalled(body: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == names.CONDITION_STALLED and c.get("status") == "True"
+        for c in (body.get("status") or {}).get("conditions", [])
+    )
 
 
 @dataclass(frozen=True)
@@ -149,8 +179,6 @@ async def reconcile_stack(kube: KubeClient, body: dict[str, Any], *, settings: S
 async def _reconcile_locked(
     kube: KubeClient, body: dict[str, Any], *, settings: Settings
 ) -> Outcome:
-    namespace, name, _, _ = _meta(body)
-    log = telemetry.stack_logger(logger, namespace, name)
     try:
         stack = stack_from_body(body)
     except pydantic.ValidationError as exc:
@@ -168,51 +196,107 @@ async def _reconcile_locked(
     )
     if problem is not None:
         return await _stall(kube, body, stack, problem)
-    writes = 0
     try:
-        for child in await children.desired(
-            kube, stack, operator_namespace=settings.operator_namespace
-        ):
-            if child.create_only:
-                wrote = await apply.create_absent(kube, child.manifest)
-            else:
-                _, wrote = await apply.ensure(
-                    kube, child.manifest, initial_replicas=child.initial_replicas
-                )
-            if wrote:
-                writes += 1
-                log.info(
-                    "applied %s %s", child.manifest["kind"], child.manifest["metadata"]["name"]
-                )
+        writes, restored = await _apply_children(
+            kube, stack, settings=settings, observed=not unobserved(body)
+        )
     except KubeError as exc:
+        if transient(exc):
+            raise
         # The API server refused a child: report it and leave everything else as is.
         return await _stall(kube, body, stack, Problem(REASON_APPLY_REFUSED, exc.message))
+    await _report_restored(kube, body, restored)
     components = await _observe(kube, stack)
     if await _write_status(kube, body, components=components, problem=None, paused=False):
         writes += 1
     return Outcome(writes=writes)
 
 
-async def refresh_status(kube: KubeClient, *, namespace: str, name: str) -> None:
-    """Re-read a stack and its children and write its status if it changed.
+async def _apply_children(
+    kube: KubeClient, stack: RetentionStack, *, settings: Settings, observed: bool
+) -> tuple[int, list[str]]:
+    """Ensure every child; return (writes, what was put back, one entry per child).
 
-    Called when a child reports new readiness. Does nothing if the stack is
-    gone, cannot be parsed, or is stalled (the stall's retry owns its status).
+    ``observed``: the status already describes this spec, so a child found
+    missing was deleted (and is reported as put back), not yet to be made.
+    """
+    log = telemetry.stack_logger(logger, stack.namespace, stack.name)
+    writes, restored = 0, []
+    for child in await children.desired(
+        kube, stack, operator_namespace=settings.operator_namespace
+    ):
+        result = await _ensure(kube, child)
+        if not result.wrote:
+            continue
+        writes += 1
+        what = f"{child.manifest['kind']} {child.manifest['metadata']['name']}"
+        if result.restored:
+            restored.append(f"{what}: {', '.join(result.restored)}")
+        elif result.created and observed:
+            restored.append(f"{what}: recreated, it had been deleted")
+        else:
+            log.info("applied %s", what)
+    return writes, restored
+
+
+async def _ensure(kube: KubeClient, child: children.Child) -> apply.Ensured:
+    if child.create_only:
+        # Another part of the operator owns its content once it exists: only a
+        # deleted one is put back.
+        wrote = await apply.create_absent(kube, child.manifest)
+        return apply.Ensured(None, wrote=wrote, created=wrote)
+    return await apply.ensure(kube, child.manifest, initial_replicas=child.initial_replicas)
+
+
+async def _report_restored(kube: KubeClient, body: dict[str, Any], restored: list[str]) -> None:
+    """Log and post one Event naming every child (and field) put back; nothing if none."""
+    if not restored:
+        return
+    namespace, name, uid, _ = _meta(body)
+    message = "Put back what was changed outside the operator: " + "; ".join(restored)
+    telemetry.stack_logger(logger, namespace, name).info(message)
+    telemetry.DRIFT_CORRECTED.inc(len(restored))
+    await events.post(
+        kube,
+        namespace=namespace,
+        name=name,
+        uid=uid,
+        type_="Normal",
+        reason=REASON_DRIFT_CORRECTED,
+        message=message,
+    )
+
+
+async def settle(
+    kube: KubeClient, *, namespace: str, name: str, settings: Settings, repair: bool
+) -> None:
+    """A child changed: put back hand edits (when ``repair``), then refresh the status.
+
+    Repairs only a stack whose status describes its current spec and that is
+    neither paused, stalled nor being deleted (the reconcile of a new spec, the
+    stall's retry and the garbage collector own those). Does nothing if the
+    stack is gone or its spec does not parse. Transient API errors propagate,
+    so that the caller tries again later.
     """
     async with _locks[(namespace, name)]:
         body = await kube.get(names.API_VERSION, names.KIND, namespace, name)
-        if body is None:
-            return
-        conditions = (body.get("status") or {}).get("conditions", [])
-        if any(
-            c.get("type") == names.CONDITION_STALLED and c.get("status") == "True"
-            for c in conditions
-        ):
+        if body is None or _stalled(body):
             return
         try:
             stack = stack_from_body(body)
         except pydantic.ValidationError:
             return
+        deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
+        if repair and not (deleting or stack.spec.paused or unobserved(body)):
+            try:
+                _, restored = await _apply_children(kube, stack, settings=settings, observed=True)
+            except KubeError as exc:
+                if transient(exc):
+                    raise
+                log = telemetry.stack_logger(logger, namespace, name)
+                log.warning("could not put back a child changed by hand: %s", exc.message)
+                restored = []
+            await _report_restored(kube, body, restored)
         components = await _observe(kube, stack)
         # Only readiness changed: the spec generation this status describes stays.
         await _write_status(
