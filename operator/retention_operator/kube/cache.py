@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
-from retention_operator.kube.client import KubeError, error_of
+from retention_operator.kube.client import Answer, KubeError, error_of, session
 from retention_operator.kube.connection import Connection
 from retention_operator.kube.resources import Resource, resource
 
@@ -103,23 +103,31 @@ def _older(candidate: Manifest, stored: Manifest | None) -> bool:
     return new is not None and old is not None and new < old
 
 
-def matches(labels: dict[str, str], selector: str) -> bool | None:
-    """Whether ``labels`` match an equality selector (``k``, ``k=v``, comma-joined).
+Terms = list[tuple[str, str | None]]
 
-    Returns None for a selector this simple matcher does not understand
-    (``!``, ``in``, ``notin``, ``!=``): the caller asks the server instead.
-    """
+
+def parse_selector(selector: str) -> Terms | None:
+    """``k`` / ``k=v`` / ``k==v`` terms of an equality selector; None for anything else
+    (``!``, ``in``, ``notin``, ``!=``), which the caller leaves to the server."""
+    terms: Terms = []
     for term in filter(None, (t.strip() for t in selector.split(","))):
         if any(op in term for op in ("!", " in ", " notin ", "(")):
             return None
         key, sep, value = term.partition("=")
-        key, value = key.strip(), value.strip().lstrip("=").strip()
-        if not sep:
-            if key not in labels:
-                return False
-        elif labels.get(key) != value:
-            return False
-    return True
+        terms.append((key.strip(), value.strip().lstrip("=").strip() if sep else None))
+    return terms
+
+
+def _match(labels: dict[str, str], terms: Terms) -> bool:
+    return all(
+        (key in labels) if value is None else labels.get(key) == value for key, value in terms
+    )
+
+
+def matches(labels: dict[str, str], selector: str) -> bool | None:
+    """Whether ``labels`` match an equality selector; None when it is not one."""
+    terms = parse_selector(selector)
+    return None if terms is None else _match(labels, terms)
 
 
 class ChildCache:
@@ -142,19 +150,20 @@ class ChildCache:
         spaces: list[str | None] = list(namespaces) or [None]
         self._scopes = [_Scope(resource(v, k), ns) for v, k in kinds for ns in spaces]
         self._kinds = {(v, k) for v, k in kinds}
-        self._store: dict[Key, Manifest] = {}
+        # Per kind, so that a list of one kind does not walk the others.
+        self._store: defaultdict[str, dict[tuple[str, str], Manifest]] = defaultdict(dict)
         self._by_stack: defaultdict[tuple[str, str], set[Key]] = defaultdict(set)
         self._listeners: list[Listener] = []
         self._synced = {scope: asyncio.Event() for scope in self._scopes}
         self._failure: KubeError | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._http = httpx.AsyncClient(
-            base_url=connection.host,
-            verify=connection.ssl_context,
-            timeout=httpx.Timeout(30.0, read=watch_seconds + 30.0),
-            limits=httpx.Limits(max_connections=len(self._scopes) + 2),
-            headers={"User-Agent": "retention-operator"},
+        self._http: aiohttp.ClientSession | None = None
+        # A watch sends nothing for a while, then an event: the read deadline is
+        # the server's own timeout and some; the list of a page has the usual one.
+        self._watch_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=30, sock_read=watch_seconds + 30
         )
+        self._list_timeout = aiohttp.ClientTimeout(total=120)
 
     # --- Reading ----------------------------------------------------------------------------
 
@@ -168,32 +177,32 @@ class ChildCache:
 
     def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
         """The cached object, or None when no labelled object of that name exists."""
-        return self._store.get((kind, namespace or "", name))
+        return self._store[kind].get((namespace or "", name))
 
     def select(
         self, kind: str, namespace: str | None, *, label_selector: str | None = None
     ) -> list[Manifest] | None:
         """Cached objects of a kind (in a namespace, or all); None for a selector too complex."""
-        out = []
-        for key, obj in self._store.items():
-            if key[0] != kind or (namespace and key[1] != namespace):
-                continue
-            if label_selector:
-                found = matches((obj.get("metadata") or {}).get("labels") or {}, label_selector)
-                if found is None:
-                    return None
-                if not found:
-                    continue
-            out.append(obj)
-        return out
+        terms = parse_selector(label_selector) if label_selector else []
+        if terms is None:
+            return None
+        return [
+            obj
+            for (ns, _), obj in self._store[kind].items()
+            if (not namespace or ns == namespace)
+            and (not terms or _match((obj.get("metadata") or {}).get("labels") or {}, terms))
+        ]
 
     def children_of(self, namespace: str, stack: str) -> list[Manifest]:
         """Every cached child labelled with this stack."""
         keys = self._by_stack.get((namespace, stack), set())
-        return [self._store[k] for k in keys if k in self._store]
+        return [obj for key in keys if (obj := self._lookup(key)) is not None]
 
     def __len__(self) -> int:
-        return len(self._store)
+        return sum(len(objects) for objects in self._store.values())
+
+    def _lookup(self, key: Key) -> Manifest | None:
+        return self._store[key[0]].get((key[1], key[2]))
 
     # --- Writing (from the watches, and from the operator's own applies) --------------------
 
@@ -212,7 +221,7 @@ class ChildCache:
             return
         new = trimmed(obj, res)
         key = _key(new)
-        if self._labelled(new) and not _older(new, self._store.get(key)):
+        if self._labelled(new) and not _older(new, self._lookup(key)):
             self._set(key, new)
 
     def _labelled(self, obj: Manifest) -> bool:
@@ -220,7 +229,7 @@ class ChildCache:
         return bool(matches(labels, self._selector))
 
     def _set(self, key: Key, obj: Manifest) -> None:
-        self._store[key] = obj
+        self._store[key[0]][(key[1], key[2])] = obj
         stack = ((obj.get("metadata") or {}).get("labels") or {}).get(self._stack_label(), "")
         self._by_stack[(key[1], stack)].add(key)
 
@@ -228,7 +237,7 @@ class ChildCache:
         return self._selector.split(",")[0].partition("=")[0].strip()
 
     def _drop(self, key: Key) -> Manifest | None:
-        old = self._store.pop(key, None)
+        old = self._store[key[0]].pop((key[1], key[2]), None)
         if old is not None:
             stack = ((old.get("metadata") or {}).get("labels") or {}).get(self._stack_label(), "")
             keys = self._by_stack.get((key[1], stack))
@@ -247,7 +256,7 @@ class ChildCache:
 
     def _upsert(self, obj: Manifest) -> None:
         key = _key(obj)
-        old = self._store.get(key)
+        old = self._lookup(key)
         if old is not None and (_older(obj, old) or _version(obj) == _version(old)):
             return
         self._set(key, obj)
@@ -255,7 +264,7 @@ class ChildCache:
 
     def _remove(self, obj: Manifest) -> None:
         key = _key(obj)
-        stored = self._store.get(key)
+        stored = self._lookup(key)
         if stored is None or _older(obj, stored):
             # Already gone, or recreated since (the operator's own apply came first).
             return
@@ -271,6 +280,9 @@ class ChildCache:
         unknown kind); the caller bounds the wait with ``asyncio.timeout``.
         """
         loop = asyncio.get_running_loop()
+        # One connection per watch and one for lists; a watch event is one line,
+        # and a line may be as long as the largest object (a ConfigMap, up to 1 MiB).
+        self._http = session(self._connection, limit=len(self._scopes) + 2, read_bufsize=2**21)
         self._tasks = [
             loop.create_task(self._run(scope), name=f"retention-cache {scope}")
             for scope in self._scopes
@@ -289,7 +301,8 @@ class ChildCache:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
     async def _run(self, scope: _Scope) -> None:
         version: str | None = None
@@ -311,12 +324,26 @@ class ChildCache:
                     return
                 logger.warning("watch of %s failed, again in %.0fs: %s", scope, delay, exc)
                 version = None if exc.status == 410 else version
-            except (httpx.HTTPError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 logger.warning("watch of %s broke, again in %.0fs: %r", scope, delay, exc)
             else:
                 continue
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(30.0, delay * 2)
+
+    async def _get_page(self, scope: _Scope, params: dict[str, str]) -> Manifest:
+        assert self._http is not None
+        async with self._http.get(
+            self._connection.host + scope.res.collection(scope.namespace),
+            params=params,
+            headers=self._connection.headers(),
+            timeout=self._list_timeout,
+        ) as response:
+            answer = Answer(response.status, response.reason or "", {}, await response.read())
+        if answer.status != 200:
+            raise error_of(answer)
+        page: Manifest = answer.json()
+        return page
 
     def _params(self, **extra: str) -> dict[str, str]:
         return {"labelSelector": self._selector, **extra}
@@ -329,14 +356,7 @@ class ChildCache:
             params = self._params(limit=str(self._page_size))
             if token:
                 params["continue"] = token
-            response = await self._http.get(
-                scope.res.collection(scope.namespace),
-                params=params,
-                headers=self._connection.headers(),
-            )
-            if response.status_code != 200:
-                raise error_of(response)
-            page = response.json()
+            page = await self._get_page(scope, params)
             for item in page.get("items", []):
                 obj = trimmed(item, scope.res)
                 seen.add(_key(obj))
@@ -344,8 +364,14 @@ class ChildCache:
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 break
-        for key in [k for k in self._store if scope.holds(k) and k not in seen]:
-            self._remove(self._store[key])
+        kind = scope.res.kind
+        gone = [
+            obj
+            for (ns, name), obj in self._store[kind].items()
+            if scope.holds((kind, ns, name)) and (kind, ns, name) not in seen
+        ]
+        for obj in gone:
+            self._remove(obj)
         return str((page.get("metadata") or {}).get("resourceVersion", ""))
 
     async def _watch(self, scope: _Scope, version: str) -> str:
@@ -356,16 +382,17 @@ class ChildCache:
             resourceVersion=version,
             timeoutSeconds=str(self._watch_seconds),
         )
-        async with self._http.stream(
-            "GET",
-            scope.res.collection(scope.namespace),
+        assert self._http is not None
+        async with self._http.get(
+            self._connection.host + scope.res.collection(scope.namespace),
             params=params,
             headers=self._connection.headers(),
+            timeout=self._watch_timeout,
         ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise error_of(response)
-            async for line in response.aiter_lines():
+            if response.status != 200:
+                body = await response.read()
+                raise error_of(Answer(response.status, response.reason or "", {}, body))
+            async for line in response.content:
                 if not line.strip():
                     continue
                 event = json.loads(line)

@@ -11,8 +11,6 @@ import datetime as dt
 import logging
 from typing import Literal
 
-import httpx
-
 from retention_operator import names
 from retention_operator.kube.client import KubeClient, KubeError
 
@@ -56,5 +54,5 @@ async def post(
     }
     try:
         await kube.create(event)
-    except (KubeError, httpx.HTTPError) as exc:
+    except KubeError as exc:
         logger.warning("could not post event %s for %s/%s: %s", reason, namespace, name, exc)

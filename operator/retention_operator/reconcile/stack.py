@@ -23,11 +23,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pydantic
 
 from retention_operator import names, telemetry
-from retention_operator.kube import KubeClient, KubeError, events
+from retention_operator.kube import KubeClient, KubeError, KubeUnreachable, events
 from retention_operator.model import RetentionStack, stack_from_body
 from retention_operator.reconcile import apply, children, preflight
 from retention_operator.reconcile.status import (
@@ -51,9 +50,9 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 def transient(exc: BaseException) -> bool:
     """Whether an error of the kube layer is worth a retry (the API server was busy or away)."""
-    if isinstance(exc, KubeError):
-        return exc.status in TRANSIENT_STATUSES
-    return isinstance(exc, httpx.HTTPError)
+    return isinstance(exc, KubeUnreachable) or (
+        isinstance(exc, KubeError) and exc.status in TRANSIENT_STATUSES
+    )
 
 
 def unobserved(body: dict[str, Any]) -> bool:
