@@ -16,17 +16,34 @@ import pytest
 from kubernetes import client, config
 
 from harness.controlplane import ControlPlane, start_control_plane
+from harness.leaks import SessionRecorder
 from harness.operator import OperatorProcess
 from harness.prometheus_server import PrometheusServer
 
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A running control plane with three Ready KWOK nodes."""
+    """A running control plane with three Ready KWOK nodes.
+
+    Its teardown runs the secret sweep (``harness.leaks``): once every test
+    that used it is done and their operators have stopped, the session fails
+    if any Secret value seen in the cluster appears in an operator log, an
+    Event, a stack's status or annotations, or a child the operator made.
+    """
     cp = start_control_plane(tmp_path_factory.mktemp("controlplane"))
+    recorder = SessionRecorder(cp.kubeconfig)
+    recorder.start()
     try:
         yield cp
+        leaked = recorder.leaks(tmp_path_factory.getbasetemp())
+        print(
+            f"\nsecret sweep: {len(recorder.secrets)} Secret values looked for in "
+            f"{len(recorder.writings)} objects and the operator logs; {len(leaked)} found"
+        )
+        if leaked:
+            pytest.fail("Secret values where they must not be:\n" + "\n".join(leaked[:50]))
     finally:
+        recorder.stop()
         cp.stop()
 
 
