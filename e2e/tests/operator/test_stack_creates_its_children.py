@@ -12,6 +12,7 @@ from harness.stacks import (
     apply_ok,
     condition,
     create_secret,
+    events,
     get_stack,
     is_ready,
     stack_manifest,
@@ -115,6 +116,10 @@ def test_managed_stack_children_exist_and_are_owned(
     assert ready is not None and ready["status"] == "False"
     assert condition(stack, "Reconciling")["status"] == "True"  # type: ignore[index]
     assert not is_ready(stack)
+    # Every child as the API server stored it (the StatefulSet's claim templates
+    # defaulted, quantities rewritten) matches what the operator applied.
+    corrected = [e.message for e in events(core, namespace, reason="DriftCorrected")]
+    assert corrected == [], f"untouched children were 'put back': {corrected}"
 
 
 def test_external_redis_stack_becomes_ready(

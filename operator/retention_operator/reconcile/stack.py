@@ -214,27 +214,34 @@ async def _reconcile_locked(
 async def _apply_children(
     kube: KubeClient, stack: RetentionStack, *, settings: Settings, observed: bool
 ) -> tuple[int, list[str]]:
-    """Ensure every child; return (writes, what was put back, one entry per child).
+    """Ensure every child, in :func:`children.waves`; return (writes, what was put back).
 
     ``observed``: the status already describes this spec, so a child found
     missing was deleted (and is reported as put back), not yet to be made.
+    A refusal of one child lets the rest of its wave finish, stops before the
+    next wave, and is raised.
     """
     log = telemetry.stack_logger(logger, stack.namespace, stack.name)
     writes, restored = 0, []
-    for child in await children.desired(
-        kube, stack, operator_namespace=settings.operator_namespace
-    ):
-        result = await _ensure(kube, child)
-        if not result.wrote:
-            continue
-        writes += 1
-        what = f"{child.manifest['kind']} {child.manifest['metadata']['name']}"
-        if result.restored:
-            restored.append(f"{what}: {', '.join(result.restored)}")
-        elif result.created and observed:
-            restored.append(f"{what}: recreated, it had been deleted")
-        else:
-            log.info("applied %s", what)
+    desired = await children.desired(kube, stack, operator_namespace=settings.operator_namespace)
+    for wave in children.waves(desired):
+        results = await asyncio.gather(
+            *(_ensure(kube, child) for child in wave), return_exceptions=True
+        )
+        for child, result in zip(wave, results, strict=True):
+            if isinstance(result, BaseException) or not result.wrote:
+                continue
+            writes += 1
+            what = f"{child.manifest['kind']} {child.manifest['metadata']['name']}"
+            if result.restored:
+                restored.append(f"{what}: {', '.join(result.restored)}")
+            elif result.created and observed:
+                restored.append(f"{what}: recreated, it had been deleted")
+            else:
+                log.info("applied %s", what)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
     return writes, restored
 
 
@@ -271,22 +278,22 @@ async def settle(
 ) -> None:
     """A child changed: put back hand edits (when ``repair``), then refresh the status.
 
-    Repairs only a stack whose status describes its current spec and that is
-    neither paused, stalled nor being deleted (the reconcile of a new spec, the
-    stall's retry and the garbage collector own those). Does nothing if the
-    stack is gone or its spec does not parse. Transient API errors propagate,
-    so that the caller tries again later.
+    Does nothing for a stack whose status does not describe its current spec
+    yet, or that is stalled (the pending reconcile and the stall's retry write
+    those), gone, or whose spec does not parse; repairs nothing while it is
+    paused or being deleted. Transient API errors propagate, so that the
+    caller tries again later.
     """
     async with _locks[(namespace, name)]:
         body = await kube.get(names.API_VERSION, names.KIND, namespace, name)
-        if body is None or _stalled(body):
+        if body is None or _stalled(body) or unobserved(body):
             return
         try:
             stack = stack_from_body(body)
         except pydantic.ValidationError:
             return
         deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
-        if repair and not (deleting or stack.spec.paused or unobserved(body)):
+        if repair and not (deleting or stack.spec.paused):
             try:
                 _, restored = await _apply_children(kube, stack, settings=settings, observed=True)
             except KubeError as exc:
