@@ -246,10 +246,21 @@ class KubeClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def get(
-        self, api_version: str, kind: str, namespace: str | None, name: str
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        child: bool = True,
     ) -> Manifest | None:
-        """Return the object, or None if it does not exist (from the cache for children)."""
-        if self.cache is not None and self.cache.covers(api_version, kind):
+        """Return the object, or None if it does not exist (from the cache for children).
+
+        ``child=False`` for an object of a cached kind that is not a stack's child
+        (a ConfigMap the user names): the cache holds only labelled objects, so it
+        would answer None for it.
+        """
+        if child and self.cache is not None and self.cache.covers(api_version, kind):
             return self.cache.get(kind, namespace, name)
         res = resource(api_version, kind)
         response = await self._request("GET", res.item(namespace, name), kind=kind)

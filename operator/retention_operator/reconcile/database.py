@@ -52,7 +52,7 @@ async def ca_bundle(kube: KubeClient, stack: RetentionStack) -> str | TlsFailure
     ref = ca.selector
     kind = "Secret" if ca.secret_key_ref is not None else "ConfigMap"
     where = f"{kind} {stack.namespace}/{ref.name}"
-    live = await kube.get("v1", kind, stack.namespace, ref.name)
+    live = await kube.get("v1", kind, stack.namespace, ref.name, child=False)
     if live is None:
         return TlsFailure(
             REASON_CA_NOT_FOUND, f"{where} named by spec.pgbouncer.tls.ca does not exist"
