@@ -299,7 +299,7 @@ class ScaleUp(_Model):
     start x (1 + percent/100) and start + pods (the HPA's selectPolicy Max)."""
 
     percent: int = Field(
-        default=300, ge=1, le=10_000, description="Growth per period, in percent of the start."
+        default=900, ge=1, le=10_000, description="Growth per period, in percent of the start."
     )
     pods: int = Field(default=4, ge=1, le=1000, description="Growth per period, in pods.")
     period_seconds: int = Field(
@@ -347,6 +347,14 @@ class ApiAutoscaling(_Scaling):
         default=200, ge=1, le=600_000, description="p95 request latency to hold, in milliseconds."
     )
     scale_down_stabilization_seconds: StabilizationSeconds = 180
+    requests_per_replica_per_second: (
+        Annotated[float, Field(gt=0, le=1_000_000)] | SkipJsonSchema[None]
+    ) = Field(
+        default=None,
+        description="Requests per second one replica serves within the p95 target, as a "
+        "start: the autoscaler learns the real figure from latency and load. Omit to start "
+        "from the first sample.",
+    )
     prometheus_url: (
         Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^https?://")]
         | SkipJsonSchema[None]
@@ -403,7 +411,8 @@ class WorkersAutoscaling(_Scaling):
         default=100.0,
         gt=0,
         le=1_000_000,
-        description="Throughput of one worker, used to turn a backlog into replicas.",
+        description="Jobs per second one worker completes, as a start: the autoscaler "
+        "measures the real figure while every worker is busy.",
     )
 
     @model_validator(mode="after")

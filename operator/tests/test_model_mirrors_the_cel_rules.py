@@ -49,9 +49,10 @@ def test_defaults_of_a_minimal_spec() -> None:
         "enabled": True,
         "target_p95_milliseconds": 200,
         "scale_down_stabilization_seconds": 180,
-        "scale_up": {"percent": 300, "pods": 4, "period_seconds": 15},
+        "scale_up": {"percent": 900, "pods": 4, "period_seconds": 15},
         "fallback_replicas": None,
         "fallback_after_failed_ticks": 6,
+        "requests_per_replica_per_second": None,
         "prometheus_url": None,
     }
     assert spec.workers.autoscaling.model_dump() == {
@@ -61,7 +62,7 @@ def test_defaults_of_a_minimal_spec() -> None:
         "scale_down_stabilization_seconds": 120,
         "scale_to_zero": False,
         "activation_backlog": 1,
-        "scale_up": {"percent": 300, "pods": 4, "period_seconds": 15},
+        "scale_up": {"percent": 900, "pods": 4, "period_seconds": 15},
         "fallback_replicas": None,
         "fallback_after_failed_ticks": 6,
         "jobs_per_worker_per_second": 100.0,

@@ -24,7 +24,7 @@ class ScaleUpLimit:
     of ``start * (1 + percent / 100)`` and ``start + pods``, where ``start`` is the
     desired count at the beginning of the period (the HPA's ``selectPolicy: Max``)."""
 
-    percent: int = 300
+    percent: int = 900
     pods: int = 4
     period_seconds: int = 15
 
@@ -54,7 +54,9 @@ class ScalingConfig:
 class ApiPolicyConfig(ScalingConfig):
     """Scaling of the API on p95 latency (``spec.api.autoscaling`` and replica bounds).
 
-    ``stale_after_seconds``: Prometheus scrapes every 15 s, so 45 s is three missed scrapes.
+    ``requests_per_replica_per_second`` is the prior capacity until one is learned
+    (None: the first sample sets it). ``stale_after_seconds``: Prometheus scrapes every
+    15 s, so 45 s is three missed scrapes.
     """
 
     min_replicas: int = 2
@@ -62,6 +64,7 @@ class ApiPolicyConfig(ScalingConfig):
     scale_down_stabilization_seconds: int = 180
     stale_after_seconds: float = 45.0
     target_p95_milliseconds: int = 200
+    requests_per_replica_per_second: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

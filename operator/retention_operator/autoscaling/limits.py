@@ -1,7 +1,8 @@
 """The guards every recommendation passes through: stabilization, rate limit, bounds.
 
 Pure functions over explicit state (tuples of (at, value)); the policy composes
-them in this order: scale-down stabilization, scale-up rate limit, min/max.
+them in this order: scale-down stabilization (over demand), scale-up rate limit,
+min/max.
 """
 
 from __future__ import annotations
@@ -11,25 +12,26 @@ import math
 from retention_operator.autoscaling.config import ScaleUpLimit
 
 
-def stabilize_down(
+def hold_highest(
     *,
     now: float,
-    recommendation: int,
-    current: int,
+    value: float,
     window: float,
-    recommendations: tuple[tuple[float, int], ...],
-) -> tuple[int, tuple[tuple[float, int], ...]]:
-    """Scale down only to the highest recommendation of the last ``window`` seconds.
+    memory: tuple[tuple[float, float], ...],
+) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """The highest value of the last ``window`` seconds, this one included, and the
+    values to keep. The scale-down stabilization holds the highest steady demand."""
+    kept = tuple((at, v) for at, v in memory if at > now - window)
+    kept = (*kept, (now, value))
+    return max(v for _, v in kept), kept
 
-    Returns the stabilized value (never below ``recommendation``, and equal to it
-    when it is a scale-up) and the recommendations to keep, this one included.
-    """
-    kept = tuple((at, r) for at, r in recommendations if at > now - window)
-    kept = (*kept, (now, recommendation))
-    if recommendation >= current:
-        return recommendation, kept
-    highest = max(r for _, r in kept)
-    return min(current, max(recommendation, highest)), kept
+
+def replicas_for(demand: float, per_replica: float, *, slack: float = 0.0) -> int:
+    """Whole replicas that carry ``demand`` at ``per_replica`` each (> 0); a shortfall of
+    under ``slack`` of a replica is left uncovered. 0 for no demand."""
+    if demand <= 0:
+        return 0
+    return max(math.ceil(demand / per_replica - slack), 0)
 
 
 def limit_scale_up(

@@ -21,28 +21,33 @@ Every tick, in order:
 2. Missing or stale data: keep the current replicas within min/max (never scale
    down); after ``fallback_after_failed_ticks`` such ticks in a row, raise to
    ``fallback_replicas`` if set (a fallback never lowers replicas either).
-3. The model recommends a count: workers on drain time (:mod:`.workers`), the API
-   on latency against per-replica load (:mod:`.api`). Both compare with the
+3. Learn from the new sample, if the fleet held steady: the API's capacity
+   (:mod:`.api`), the workers' throughput (:mod:`.workers`).
+4. The model asks for demand (:class:`.decisions.Sizing`): the API's request rate
+   (with a lead on a rise, the last interval's rate in a surge, and a queue to
+   drain), the workers' arrivals and backlog to drain. Both compare with the
    *desired* replicas, which count pods still starting, so capacity on its way is
    not asked for twice; both have hysteresis.
-4. Scale-down stabilization (the highest recommendation of the window), the
-   scale-up rate limit, then min/max.
+5. Scale-down stabilization (the highest steady demand of the window, sized with
+   the current estimate), the scale-up rate limit, then min/max
+   (:func:`.decisions.settle`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from retention_operator import names
-from retention_operator.autoscaling import api, workers
+from retention_operator.autoscaling import api, surges, workers
 from retention_operator.autoscaling.config import (
     ApiPolicyConfig,
     ScaleUpLimit,
     ScalingConfig,
     WorkerPolicyConfig,
 )
-from retention_operator.autoscaling.limits import clamp, limit_scale_up, stabilize_down
+from retention_operator.autoscaling.decisions import Guards, Sizing, missing, settle, unchanged
+from retention_operator.autoscaling.limits import replicas_for
 from retention_operator.autoscaling.rates import counter_rate, gauge_slope, values_since
 from retention_operator.autoscaling.samples import (
     ApiSample,
@@ -50,14 +55,7 @@ from retention_operator.autoscaling.samples import (
     SignalHistory,
     WorkerSample,
 )
-from retention_operator.autoscaling.state import (
-    Decision,
-    Direction,
-    Kind,
-    PolicyState,
-    direction_of,
-    kind_of,
-)
+from retention_operator.autoscaling.state import Decision, PolicyState
 
 __all__ = [
     "ApiPolicyConfig",
@@ -77,8 +75,8 @@ __all__ = [
 
 # Window of the counter rates (arrivals, completions) derived from Redis samples.
 RATE_WINDOW_SECONDS = 15.0
-# Lookback of the request-rate slope: one Prometheus scrape.
-SLOPE_LOOKBACK_SECONDS = 15.0
+# Lookback of the request-rate slope: two Prometheus scrapes (one is mostly noise).
+SLOPE_LOOKBACK_SECONDS = 30.0
 
 
 def is_paused(*, spec_paused: bool, annotations: Mapping[str, str]) -> bool:
@@ -97,36 +95,54 @@ def decide_api(
     paused: bool = False,
 ) -> Decision:
     """Decide the API's replicas from p95 latency and request rate (see :mod:`.api`)."""
-    guards = _Guards("the API", config)
+    guards = Guards("the API", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
     if paused or not config.enabled:
-        return _unchanged(guards, replicas, state, paused=paused)
+        return unchanged(guards, replicas, state, paused=paused)
     latest = history.latest()
     if latest is None or latest.p95_ms is None or latest.rps is None:
-        return _missing(guards, replicas=replicas, state=state, what="p95 or request rate")
+        return missing(guards, replicas=replicas, state=state, what="p95 or request rate")
     if now - latest.at > config.stale_after_seconds:
-        return _missing(guards, replicas=replicas, state=state, what="fresh p95")
+        return missing(guards, replicas=replicas, state=state, what="fresh p95")
     target = float(config.target_p95_milliseconds)
-    state = _learn_api(state, sample=latest, ready=replicas.ready, target=target)
+    if state.capacity is None:
+        prior = api.first_estimate(prior=config.requests_per_replica_per_second)
+        state = replace(state, capacity=prior)
+    state = _learn_api(state, sample=latest, replicas=replicas, target=target, config=config)
     capacity = state.capacity
     if capacity is None or capacity <= 0:
         # Signals are there but say nothing about capacity yet (an idle API): hold, as on
         # missing data, without reporting a signal missing.
-        return _missing(guards, replicas=replicas, state=state, what="API capacity", signal=False)
+        return missing(guards, replicas=replicas, state=state, what="API capacity", signal=False)
     slope = gauge_slope(history, _rps, lookback=SLOPE_LOOKBACK_SECONDS)
-    up_demand = api.demand_up(rps=latest.rps, slope=slope) + api.drain_demand(
-        rps=latest.rps, p95_ms=latest.p95_ms, target_ms=target
+    recent_slope = gauge_slope(history, _rps_recent, lookback=SLOPE_LOOKBACK_SECONDS)
+    up = api.demand_up(
+        rps=latest.rps, slope=slope, recent=latest.rps_recent, recent_slope=recent_slope
     )
-    recommendation = api.recommend(
-        up_demand=up_demand, demand=latest.rps, capacity=capacity, current=replicas.desired
+    steady = api.steady_demand(rps=latest.rps, recent=latest.rps_recent)
+    bottleneck = state.learned is not None and state.learned.bottleneck
+    if not bottleneck:
+        up += api.drain_demand(rps=steady, p95_ms=latest.p95_ms, target_ms=target)
+    seen = surges.observe(state.surges or surges.Surges(), now=now, demand=steady)
+    state = replace(state, surges=seen)
+    coming = surges.to_hold(seen, now=now)
+    up = max(up, coming)
+    per_up, per_down = api.per_replica(capacity)
+    sizing = Sizing(
+        up=up,
+        steady=steady,
+        per_up=per_up,
+        per_down=per_down,
     )
     why = (
-        f"{latest.rps:.0f} req/s (rising to {up_demand:.0f}) at {capacity:.0f} req/s per "
-        f"replica, p95 {latest.p95_ms:.0f} ms against a target of {target:.0f} ms"
+        f"{latest.rps:.0f} req/s (sized for {up:.0f}) at {capacity:.0f} req/s per replica, "
+        f"p95 {latest.p95_ms:.0f} ms against a target of {target:.0f} ms"
     )
-    return _settle(
-        guards, now=now, replicas=replicas, recommendation=recommendation, state=state, why=why
-    )
+    if bottleneck:
+        why += ", which more replicas would not bring down (something they share is slow)"
+    if coming > 0:
+        why += f"; the surges seen ask to keep {coming:.0f} req/s ready for the next"
+    return settle(guards, now=now, replicas=replicas, sizing=sizing, state=state, why=why)
 
 
 def decide_workers(
@@ -139,205 +155,85 @@ def decide_workers(
     paused: bool = False,
 ) -> Decision:
     """Decide the workers' replicas from backlog and job rates (see :mod:`.workers`)."""
-    guards = _Guards("the workers", config)
+    guards = Guards("the workers", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
     if paused or not config.enabled:
-        return _unchanged(guards, replicas, state, paused=paused)
+        return unchanged(guards, replicas, state, paused=paused)
     latest = history.latest()
     if latest is None or latest.backlog is None:
-        return _missing(guards, replicas=replicas, state=state, what="queue backlog")
+        return missing(guards, replicas=replicas, state=state, what="queue backlog")
     if now - latest.at > config.stale_after_seconds:
-        return _missing(guards, replicas=replicas, state=state, what="fresh backlog")
+        return missing(guards, replicas=replicas, state=state, what="fresh backlog")
     arrivals = counter_rate(history, _arrivals, window=RATE_WINDOW_SECONDS)
-    state = _learn_workers(state, history=history, now=now, ready=replicas.ready, config=config)
+    state = _forget_ended_surge(state, now=now, arrivals=arrivals)
+    state = _learn_workers(
+        state, history=history, now=now, replicas=replicas, arrivals=arrivals, config=config
+    )
     throughput = state.capacity or config.jobs_per_worker_per_second
     drain = workers.drain_seconds(
         target_drain=config.target_drain_seconds,
         target_wait=config.target_queue_wait_seconds,
         waited=latest.queue_wait_s,
     )
-    needed = workers.workers_needed(
-        arrival_rate=arrivals or 0.0,
-        backlog=latest.backlog,
-        throughput=throughput,
-        drain_seconds=drain,
-    )
-    recommendation = workers.recommend(needed=needed, current=replicas.desired)
-    if arrivals is None:
+    up = workers.demand(arrival_rate=arrivals or 0.0, backlog=latest.backlog, drain_seconds=drain)
+    backlog = latest.backlog
+    left = surges.remaining(state.surges or surges.Surges(), now=now)
+    absorbed = left is not None and arrivals is not None and drain >= config.target_drain_seconds
+    if absorbed and left is not None and arrivals is not None:
+        # A surge like those seen before, ending soon: the queue takes what it can.
+        enough = workers.surge_workers(
+            arrival_rate=arrivals,
+            backlog=backlog,
+            throughput=throughput,
+            remaining_s=left,
+            budget_s=workers.SURGE_WAIT_SHARE * config.target_queue_wait_seconds,
+        )
+        up = min(up, enough * throughput)
+
+    def scale_to_zero(count: int, current: int) -> int:
+        """From zero, wake at the activation backlog; recommend zero while the queue is
+        empty and nothing arrives (the window then delays it); otherwise keep one."""
+        if backlog >= config.activation_backlog:
+            return max(count, 1)
+        if current == 0:
+            return 0
+        if backlog <= 0 and arrivals is not None and arrivals <= 0:
+            return count  # zero once the window no longer remembers any demand
+        return max(count, 1)
+
+    sizing = Sizing(
+        up=up,
+        steady=arrivals or 0.0,
+        per_up=throughput,
+        per_down=throughput * workers.DOWN_UTILISATION,
+        slack=workers.UP_SLACK,
         # Without an arrival rate the backlog alone is a floor, good for scaling up only.
-        recommendation = max(recommendation, replicas.desired)
-    recommendation = _scale_to_zero(
-        recommendation,
-        current=replicas.desired,
-        backlog=latest.backlog,
-        arrivals=arrivals,
-        config=config,
+        at_least=replicas.desired if arrivals is None else 0,
+        adjust=scale_to_zero if config.scale_to_zero else None,
     )
     waited = "" if latest.queue_wait_s is None else f", the oldest {latest.queue_wait_s:.0f} s,"
     why = (
-        f"{arrivals or 0.0:.0f} jobs/s arriving and {latest.backlog:.0f} queued{waited} need "
-        f"{needed:.1f} workers at {throughput:.0f} jobs/s each to drain within {drain:.0f} s"
+        f"{arrivals or 0.0:.0f} jobs/s arriving and {backlog:.0f} queued{waited} need "
+        f"{up / throughput:.1f} workers at {throughput:.0f} jobs/s each to drain within "
+        f"{drain:.0f} s"
     )
-    return _settle(
-        guards, now=now, replicas=replicas, recommendation=recommendation, state=state, why=why
-    )
+    return settle(guards, now=now, replicas=replicas, sizing=sizing, state=state, why=why)
 
 
-# --- Steps shared by both components -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Guards:
-    """What both components share: the name in reasons and the shared scaling fields."""
-
-    component: str
-    config: ScalingConfig
-
-
-def _unchanged(
-    guards: _Guards, replicas: Replicas, state: PolicyState, *, paused: bool
-) -> Decision:
-    """Paused: keep the current replicas untouched. Disabled: only bring them within
-    the bounds."""
-    current, config = replicas.desired, guards.config
-    if paused:
-        reason = f"Kept {guards.component} at {current} replicas: autoscaling is paused."
-        return _plain(current, reason, "none", state, kind="Paused")
-    desired = clamp(current, low=config.min_replicas, high=config.max_replicas)
-    direction = direction_of(current=current, desired=desired)
-    if direction == "none":
-        reason = f"Kept {guards.component} at {current} replicas: autoscaling is disabled."
-    else:
-        reason = (
-            f"Scaled to {desired} replicas from {current}: autoscaling is disabled, "
-            f"and replicas are kept within [{config.min_replicas}, {config.max_replicas}]."
-        )
-    return _plain(desired, reason, direction, state, kind="Disabled")
-
-
-def _plain(
-    desired: int, reason: str, direction: Direction, state: PolicyState, *, kind: Kind
-) -> Decision:
-    return Decision(
-        desired=desired,
-        reason=reason,
-        direction=direction,
-        recommendation=None,
-        state=state,
-        kind=kind,
-    )
-
-
-def _missing(
-    guards: _Guards, *, replicas: Replicas, state: PolicyState, what: str, signal: bool = True
-) -> Decision:
-    """Hold on missing or stale data: never lower replicas; raise to the fallback after
-    enough failed ticks in a row; bring replicas within bounds. ``signal``: whether a
-    signal was missing (False when the signals were there but could not be used)."""
-    config = guards.config
-    failed = state.failed_ticks + 1
-    state = replace(state, failed_ticks=failed)
-    held = clamp(replicas.desired, low=config.min_replicas, high=config.max_replicas)
-    fallback = config.fallback_replicas
-    kind: Kind | None = None
-    if fallback is not None and failed >= config.fallback_after_failed_ticks and fallback > held:
-        desired = clamp(fallback, low=config.min_replicas, high=config.max_replicas)
-        why = f"no {what} for {failed} ticks, so the fallback of {fallback} replicas applies"
-        kind = "Fallback"
-    else:
-        desired = held
-        why = f"no {what} for {failed} ticks, and missing data never scales down"
-    return _decision(
-        guards,
-        replicas=replicas,
-        desired=desired,
-        recommendation=None,
-        state=state,
-        why=why,
-        kind=kind,
-        missing=what if signal else None,
-    )
-
-
-def _settle(
-    guards: _Guards,
-    *,
-    now: float,
-    replicas: Replicas,
-    recommendation: int,
-    state: PolicyState,
-    why: str,
-) -> Decision:
-    """Pass a recommendation through stabilization, the scale-up limit and bounds."""
-    config = guards.config
-    low, high = config.min_replicas, config.max_replicas
-    window = config.scale_down_stabilization_seconds
-    current = replicas.desired
-    # A fresh state (first tick, or an operator restart) counts the current replicas
-    # as recommended now, so that a restart never scales down before a full window.
-    history = state.recommendations or ((now, current),)
-    stabilized, recommendations = stabilize_down(
-        now=now,
-        recommendation=recommendation,
-        current=current,
-        window=window,
-        recommendations=history,
-    )
-    limited, scale_ups = limit_scale_up(
-        now=now,
-        desired=stabilized,
-        current=current,
-        limit=config.scale_up,
-        scale_ups=state.scale_ups,
-    )
-    desired = clamp(limited, low=low, high=high)
-    notes = []
-    if stabilized > recommendation:
-        notes.append(f"held by the {window:.0f} s scale-down stabilization")
-    if limited < stabilized:
-        notes.append("limited by the scale-up rate")
-    if desired != limited:
-        notes.append(f"bounded to [{low}, {high}]")
-    suffix = f" ({'; '.join(notes)})" if notes else ""
-    state = replace(state, failed_ticks=0, recommendations=recommendations, scale_ups=scale_ups)
-    return _decision(
-        guards,
-        replicas=replicas,
-        desired=desired,
-        recommendation=recommendation,
-        state=state,
-        why=f"{why}, so {recommendation} recommended{suffix}",
-    )
-
-
-def _decision(
-    guards: _Guards,
-    *,
-    replicas: Replicas,
-    desired: int,
-    recommendation: int | None,
-    state: PolicyState,
-    why: str,
-    kind: Kind | None = None,
-    missing: str | None = None,
-) -> Decision:
-    """Word the Decision: one sentence naming the component, the change and why.
-    ``kind`` None: the kind of the change (a scale up, down, or a hold)."""
-    current = replicas.desired
-    direction = direction_of(current=current, desired=desired)
-    if direction == "none":
-        head = f"Kept {guards.component} at {current} replicas"
-    else:
-        head = f"Scaled {guards.component} {direction} from {current} to {desired} replicas"
-    return Decision(
-        desired=desired,
-        reason=f"{head}: {why}.",
-        direction=direction,
-        recommendation=recommendation,
-        state=state,
-        kind=kind or kind_of(direction),
-        missing=missing,
-    )
+def _forget_ended_surge(state: PolicyState, *, now: float, arrivals: float | None) -> PolicyState:
+    """Follow surges of arrivals (:mod:`.surges`); when one has just ended, the scale-down
+    window forgets its arrivals: the queue absorbs the next surge until workers start,
+    so workers held for a surge that is over are only cost."""
+    if arrivals is None:
+        return state
+    before = state.surges or surges.Surges()
+    after = surges.observe(before, now=now, demand=arrivals)
+    state = replace(state, surges=after)
+    if not surges.just_ended(before, after) or after.base is None:
+        return state
+    level = surges.END * after.base
+    kept = tuple((at, value) for at, value in state.recommendations if value <= level)
+    return replace(state, recommendations=kept or ((now, arrivals),))
 
 
 def _track_ready(state: PolicyState, *, now: float, ready: int) -> PolicyState:
@@ -350,23 +246,43 @@ def _track_ready(state: PolicyState, *, now: float, ready: int) -> PolicyState:
 # --- Learning ----------------------------------------------------------------------------
 
 
-def _learn_api(state: PolicyState, *, sample: ApiSample, ready: int, target: float) -> PolicyState:
-    """Learn the API's per-replica capacity from a new sample taken over a steady fleet.
+def _learn_api(
+    state: PolicyState,
+    *,
+    sample: ApiSample,
+    replicas: Replicas,
+    target: float,
+    config: ApiPolicyConfig,
+) -> PolicyState:
+    """Learn from a new sample taken over a steady fleet (see :func:`.api.learn`).
 
-    The first sample always teaches (there is nothing else to go on); later ones
-    only if the ready count held over the whole measurement window.
+    Without an estimate the first sample teaches (there is nothing else to go on);
+    later ones only if the ready count held over the whole measurement window. A probe
+    needs room to shrink: none at the minimum replicas.
     """
+    ready = replicas.ready
     if sample.p95_ms is None or sample.rps is None or ready <= 0:
         return state
     if state.learned_at is not None and sample.at <= state.learned_at:
         return state
     steady = sample.at - state.ready_since >= api.SETTLE_SECONDS
+    recent = sample.rps_recent
+    if recent is not None and abs(recent - sample.rps) > api.EVEN_LOAD * sample.rps:
+        # The load changed within the window: its mean and its p95 describe different loads.
+        steady = False
     if state.capacity is not None and not steady:
         return state
-    capacity = api.learn_capacity(
-        capacity=state.capacity, load=sample.rps / ready, p95_ms=sample.p95_ms, target_ms=target
+    before = replace(state.learned or api.Learned(capacity=None), capacity=state.capacity)
+    learned = api.learn(before, load=sample.rps / ready, p95_ms=sample.p95_ms, target_ms=target)
+    probed = (
+        learned.capacity is not None
+        and before.capacity is not None
+        and learned.capacity > before.capacity
+        and not learned.confirmed
     )
-    return replace(state, capacity=capacity, learned_at=sample.at)
+    if probed and replicas.desired <= config.min_replicas:
+        learned = replace(learned, capacity=before.capacity)
+    return replace(state, capacity=learned.capacity, learned=learned, learned_at=sample.at)
 
 
 def _learn_workers(
@@ -374,44 +290,43 @@ def _learn_workers(
     *,
     history: SignalHistory[WorkerSample],
     now: float,
-    ready: int,
+    replicas: Replicas,
+    arrivals: float | None,
     config: WorkerPolicyConfig,
 ) -> PolicyState:
-    """Learn the per-worker throughput over the rate window, if the fleet held steady."""
+    """Learn the per-worker throughput over the rate window, if the fleet held steady
+    (see :func:`.workers.learn_throughput`); a probe needs room to shrink."""
+    ready = replicas.ready
     if now - state.ready_since < RATE_WINDOW_SECONDS:
         return state
     estimate = state.capacity or config.jobs_per_worker_per_second
     completed = counter_rate(history, _completed, window=RATE_WINDOW_SECONDS)
     backlogs = values_since(history, _backlog, at=now - RATE_WINDOW_SECONDS)
-    busy = bool(backlogs) and min(backlogs) >= ready * estimate
-    learned = workers.learn_throughput(
-        estimate=estimate, completed_rate=completed, ready=ready, busy=busy
+    # Busy throughout: the queue always held at least a second of the work the workers
+    # did (at the rate they did it, so that an estimate too high cannot hide it).
+    done = (completed or 0.0) if completed is not None else 0.0
+    busy = bool(backlogs) and min(backlogs) >= max(min(done, ready * estimate), ready)
+    # Only an estimate no measurement ever confirmed is probed: at full use and an empty
+    # queue a probe cannot be told from the truth, and would stay.
+    stale = state.confirmed_at is None
+    near = arrivals is not None and arrivals >= workers.PROBE_WHEN * ready * estimate
+    # A probe must shrink the fleet by a worker at least, or it would never be tested.
+    shrinks = arrivals is not None and replicas_for(
+        arrivals, estimate * workers.PROBE_STEP * workers.DOWN_UTILISATION
+    ) < min(replicas.desired, ready)
+    may_probe = stale and near and shrinks and replicas.desired > max(config.min_replicas, 1)
+    learned, measured = workers.learn_throughput(
+        estimate=estimate, completed_rate=completed, ready=ready, busy=busy, may_probe=may_probe
     )
-    return replace(state, capacity=learned)
-
-
-def _scale_to_zero(
-    recommendation: int,
-    *,
-    current: int,
-    backlog: float,
-    arrivals: float | None,
-    config: WorkerPolicyConfig,
-) -> int:
-    """Apply scale-to-zero, if configured: from zero, wake at the activation backlog;
-    recommend zero while the queue is empty and nothing arrives (the stabilization
-    window then delays it); otherwise keep at least one worker."""
-    if not config.scale_to_zero:
-        return recommendation
-    if backlog >= config.activation_backlog:
-        return max(recommendation, 1)
-    if current == 0 or (backlog <= 0 and arrivals is not None and arrivals <= 0):
-        return 0
-    return max(recommendation, 1)
+    return replace(state, capacity=learned, confirmed_at=now if measured else state.confirmed_at)
 
 
 def _rps(sample: ApiSample) -> float | None:
     return sample.rps
+
+
+def _rps_recent(sample: ApiSample) -> float | None:
+    return sample.rps_recent
 
 
 def _arrivals(sample: WorkerSample) -> float | None:

@@ -21,11 +21,13 @@ from typing import Generic, Protocol, TypeVar
 @dataclass(frozen=True, slots=True)
 class ApiSample:
     """The API's signals at ``at``: p95 latency in milliseconds and request rate (per
-    second, of requests arriving), both as Prometheus computes them over its window."""
+    second), both as Prometheus computes them over its window, and ``rps_recent``, the
+    rate over the last scrape interval only (None when unknown)."""
 
     at: float
     p95_ms: float | None
     rps: float | None
+    rps_recent: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

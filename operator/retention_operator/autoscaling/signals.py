@@ -11,7 +11,8 @@ The loop calls :class:`SignalReader` once per tick with every stack it scales:
   server's time (:data:`OLDEST_WAITING_SCRIPT`). For a Redis Cluster the cluster
   client's pipeline sends one batch per node that holds a stream.
 * :meth:`SignalReader.read_latency` sends ONE PromQL query per Prometheus
-  endpoint (:func:`latency_query`), grouped by namespace and stack, through
+  endpoint (:func:`latency_query`: p95, the request rate over a minute and over the
+  last scrape interval, and the data's time), grouped by namespace and stack, through
   prometheus-api-client run in a worker thread so the event loop never blocks.
 
 Every round trip is counted in ``retention_autoscaler_queries_total{source}``
@@ -111,7 +112,8 @@ class QueueReading:
 
 @dataclass(frozen=True, slots=True)
 class LatencyReading:
-    """One reading of a stack's API: p95 in milliseconds and requests per second.
+    """One reading of a stack's API: p95 in milliseconds, requests per second over the
+    rate window and over the last scrape interval (``rps_recent``).
 
     ``at`` is the time of the newest scraped sample behind the values (so that
     staleness can be judged), or the time of the attempt when nothing was read.
@@ -121,11 +123,12 @@ class LatencyReading:
     at: float
     p95_ms: float | None = None
     rps: float | None = None
+    rps_recent: float | None = None
     error: str | None = None
 
     def sample(self) -> ApiSample:
         """The reading as the policy's sample."""
-        return ApiSample(at=self.at, p95_ms=self.p95_ms, rps=self.rps)
+        return ApiSample(at=self.at, p95_ms=self.p95_ms, rps=self.rps, rps_recent=self.rps_recent)
 
 
 def _float_or_none(value: int | None) -> float | None:
@@ -136,20 +139,22 @@ def _float_or_none(value: int | None) -> float | None:
 
 
 def latency_query(metric: str = contract.METRIC_API_REQUEST_DURATION) -> str:
-    """The one PromQL query that gives every stack's p95, request rate and data time.
+    """The one PromQL query that gives every stack's p95, request rates and data time.
 
-    Three vectors grouped by (namespace, stack), told apart by a ``signal``
-    label (``p95`` in seconds, ``rps``, ``at`` = timestamp of the newest
-    ``_count`` sample) and joined with ``or``: their label sets differ in
-    ``signal``, so ``or`` keeps all of them.
+    Four vectors grouped by (namespace, stack), told apart by a ``signal``
+    label (``p95`` in seconds, ``rps`` over the rate window, ``rps_recent`` between
+    the last two scrapes (``irate``: a surge shows a scrape after it starts, not a
+    minute), ``at`` = timestamp of the newest ``_count`` sample) and joined with
+    ``or``: their label sets differ in ``signal``, so ``or`` keeps all of them.
     """
     buckets = f"sum by (namespace, stack, le) (rate({metric}_bucket[{RATE_WINDOW}]))"
     p95 = f"histogram_quantile(0.95, {buckets})"
     rps = f"sum by (namespace, stack) (rate({metric}_count[{RATE_WINDOW}]))"
+    recent = f"sum by (namespace, stack) (irate({metric}_count[{RATE_WINDOW}]))"
     at = f"max by (namespace, stack) (timestamp({metric}_count))"
     return " or ".join(
         f'label_replace({expr}, "signal", "{name}", "", "")'
-        for name, expr in (("p95", p95), ("rps", rps), ("at", at))
+        for name, expr in (("p95", p95), ("rps", rps), ("rps_recent", recent), ("at", at))
     )
 
 
@@ -184,7 +189,12 @@ def parse_latency(
             p95_s = _finite(p95)
             p95_ms = None if p95_s is None else p95_s * 1000.0
         at = _finite(signals.get("at"))
-        readings[key] = LatencyReading(at=now if at is None else at, p95_ms=p95_ms, rps=rps)
+        readings[key] = LatencyReading(
+            at=now if at is None else at,
+            p95_ms=p95_ms,
+            rps=rps,
+            rps_recent=_finite(signals.get("rps_recent")),
+        )
     return readings
 
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from retention_operator.autoscaling.api import Learned
+from retention_operator.autoscaling.surges import Surges
+
 Direction = Literal["up", "down", "none"]
+# How long replicas added for a transient demand are kept at least: a pod's start-up
+# and a fresh sample that shows whether they helped.
+TRANSIENT_HOLD_SECONDS = 45.0
 Kind = Literal["ScaleUp", "ScaleDown", "Hold", "Fallback", "Disabled", "Paused"]
 """What kind of decision a tick made; ``status.autoscaling.<component>.lastDecision``."""
 
@@ -20,23 +26,35 @@ Kind = Literal["ScaleUp", "ScaleDown", "Hold", "Fallback", "Disabled", "Paused"]
 class PolicyState:
     """State carried between ticks for one component of one stack.
 
-    ``recommendations``: (at, replicas) of the recent recommendations, for the
-    scale-down stabilization window. ``scale_ups``: (at, replicas added) of recent
-    scale-ups, for the scale-up rate limit. ``failed_ticks``: ticks in a row without
-    usable data. ``capacity``: what one replica handles at target, learned (API:
-    requests per second; workers: jobs per second), None until known.
-    ``ready``/``ready_since``: the ready count and since when it holds, to learn only
-    from signals that saw a steady fleet. ``learned_at``: time of the last sample
-    learned from.
+    ``recommendations``: (at, demand) of the recent steady demand (API: requests per
+    second; workers: jobs per second), for the scale-down stabilization window: the
+    window remembers demand, not replicas, so that a better capacity estimate re-sizes
+    at once. ``transients``: (at, demand) of the recent upward demand, transients
+    included (a queue to drain, a lead on a rise), held for
+    :data:`TRANSIENT_HOLD_SECONDS` so that replicas added for them are not removed
+    before they could help. ``scale_ups``: (at, replicas added) of recent scale-ups,
+    for the scale-up rate limit. ``failed_ticks``: ticks in a row without usable data.
+    ``capacity``: what one replica handles at target, learned (API: requests per second at the p95
+    target; workers: jobs per second), None until known. ``ready``/``ready_since``: the
+    ready count and since when it holds, to learn only from signals that saw a steady
+    fleet. ``learned_at``: time of the last sample learned from. ``learned``: what
+    the API's latency has taught beyond the capacity (see :class:`.api.Learned`).
+    ``confirmed_at``: when a measurement (not a probe) last set the capacity.
+    ``surges``: the surges of demand seen so far (API requests, worker arrivals; see
+    :mod:`.surges`).
     """
 
-    recommendations: tuple[tuple[float, int], ...] = ()
+    recommendations: tuple[tuple[float, float], ...] = ()
+    transients: tuple[tuple[float, float], ...] = ()
     scale_ups: tuple[tuple[float, int], ...] = ()
     failed_ticks: int = 0
     capacity: float | None = None
     ready: int = -1
     ready_since: float = 0.0
     learned_at: float | None = None
+    learned: Learned | None = None
+    confirmed_at: float | None = None
+    surges: Surges | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ def api_config(stack: RetentionStack) -> ApiPolicyConfig:
     return ApiPolicyConfig(
         **_scaling(api.autoscaling, low=api.min_replicas, high=api.max_replicas),
         target_p95_milliseconds=api.autoscaling.target_p95_milliseconds,
+        requests_per_replica_per_second=api.autoscaling.requests_per_replica_per_second,
     )
 
 

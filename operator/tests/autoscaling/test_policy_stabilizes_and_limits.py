@@ -1,24 +1,23 @@
-"""Scale-down waits for the stabilization window; scale-up is rate-limited per period."""
+"""Scale-down waits for the stabilization window (over demand); scale-up is rate-limited."""
 
 from __future__ import annotations
 
 from retention_operator.autoscaling.config import ScaleUpLimit
-from retention_operator.autoscaling.limits import clamp, limit_scale_up, stabilize_down
+from retention_operator.autoscaling.limits import clamp, hold_highest, limit_scale_up, replicas_for
 
 
-def test_scale_down_goes_only_to_the_highest_recommendation_of_the_window() -> None:
-    value, kept = stabilize_down(
-        now=220.0, recommendation=2, current=6, window=120, recommendations=((90.0, 9), (150.0, 5))
+def test_the_window_holds_the_highest_demand_of_its_span() -> None:
+    value, kept = hold_highest(
+        now=220.0, value=200.0, window=120, memory=((90.0, 900.0), (150.0, 500.0))
     )
-    assert value == 5
-    assert kept == ((150.0, 5), (220.0, 2))
+    assert value == 500.0
+    assert kept == ((150.0, 500.0), (220.0, 200.0))
 
 
-def test_scale_up_is_not_stabilized() -> None:
-    value, _ = stabilize_down(
-        now=0.0, recommendation=8, current=3, window=120, recommendations=((-10.0, 2),)
-    )
-    assert value == 8
+def test_replicas_carry_the_demand_with_the_slack_left_uncovered() -> None:
+    assert replicas_for(450.0, 100.0) == 5
+    assert replicas_for(405.0, 100.0, slack=0.1) == 4
+    assert replicas_for(0.0, 100.0) == 0
 
 
 def test_scale_up_limit_is_the_larger_of_percent_and_pods() -> None:

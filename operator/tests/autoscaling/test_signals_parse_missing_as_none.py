@@ -58,6 +58,7 @@ def test_latency_reads_p95_in_milliseconds_rate_and_data_time() -> None:
     result = [
         _series("a", "s", "p95", "0.25"),
         _series("a", "s", "rps", "40"),
+        _series("a", "s", "rps_recent", "55"),
         _series("a", "s", "at", "90.5"),
         _series("b", "idle", "p95", "NaN"),
         _series("b", "idle", "rps", "0"),
@@ -67,6 +68,8 @@ def test_latency_reads_p95_in_milliseconds_rate_and_data_time() -> None:
     readings = parse_latency(result, now=100.0)
     assert readings[("a", "s")].p95_ms == 250.0
     assert readings[("a", "s")].rps == 40.0
+    assert readings[("a", "s")].sample().rps_recent == 55.0
+    assert readings[("b", "idle")].rps_recent is None
     assert readings[("a", "s")].at == 90.5
     assert readings[("b", "idle")].p95_ms == 0.0
     assert readings[("c", "odd")].p95_ms is None
@@ -75,7 +78,8 @@ def test_latency_reads_p95_in_milliseconds_rate_and_data_time() -> None:
 
 def test_the_query_groups_every_stack_by_namespace_and_stack() -> None:
     query = latency_query()
-    assert query.count(" or ") == 2
+    assert query.count(" or ") == 3
+    assert "irate(retention_api_request_duration_seconds_count[1m])" in query
     assert "histogram_quantile(0.95, sum by (namespace, stack, le)" in query
     rps = "sum by (namespace, stack) (rate(retention_api_request_duration_seconds_count[1m]))"
     assert f'label_replace({rps}, "signal", "rps", "", "")' in query

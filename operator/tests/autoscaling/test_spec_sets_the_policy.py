@@ -30,7 +30,7 @@ def test_defaults_reach_the_policy() -> None:
     stack = _stack({}, {})
     api, workers = api_config(stack), worker_config(stack)
     assert (api.min_replicas, api.max_replicas, api.target_p95_milliseconds) == (3, 9, 200)
-    assert api.scale_up == ScaleUpLimit(percent=300, pods=4, period_seconds=15)
+    assert api.scale_up == ScaleUpLimit(percent=900, pods=4, period_seconds=15)
     assert (workers.max_replicas, workers.target_drain_seconds) == (40, 30)
 
 
@@ -38,4 +38,10 @@ def test_scale_up_limits_come_from_the_spec() -> None:
     limit = {"scaleUp": {"percent": 50, "pods": 2, "periodSeconds": 30}}
     stack = _stack({"autoscaling": limit}, {"autoscaling": {"scaleUp": {"pods": 10}}})
     assert api_config(stack).scale_up == ScaleUpLimit(percent=50, pods=2, period_seconds=30)
-    assert worker_config(stack).scale_up == ScaleUpLimit(percent=300, pods=10, period_seconds=15)
+    assert worker_config(stack).scale_up == ScaleUpLimit(percent=900, pods=10, period_seconds=15)
+
+
+def test_the_api_capacity_prior_comes_from_the_spec() -> None:
+    assert api_config(_stack({}, {})).requests_per_replica_per_second is None
+    stack = _stack({"autoscaling": {"requestsPerReplicaPerSecond": 250}}, {})
+    assert api_config(stack).requests_per_replica_per_second == 250.0

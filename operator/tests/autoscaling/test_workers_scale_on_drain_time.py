@@ -64,19 +64,19 @@ def test_a_small_deficit_waits_for_the_backlog_term() -> None:
     assert decision.desired == 2
 
 
-def test_scale_down_leaves_headroom() -> None:
-    # 180 jobs/s: 2 workers would run 90 % busy, so 3 stay; at 170 jobs/s 2 suffice.
+def test_scale_down_goes_only_to_a_count_that_keeps_up() -> None:
+    # 205 jobs/s: 2 workers could not keep up, so 3 stay; at 195 jobs/s 2 do.
     stay = decide_workers(
         now=60.0,
         replicas=Replicas(desired=3, ready=3),
-        history=_steady(rate=185, backlog=0, done_rate=185),
+        history=_steady(rate=205, backlog=0, done_rate=205),
         config=WorkerPolicyConfig(scale_down_stabilization_seconds=0),
     )
     assert stay.desired == 3
     down = decide_workers(
         now=60.0,
         replicas=Replicas(desired=3, ready=3),
-        history=_steady(rate=170, backlog=0, done_rate=170),
+        history=_steady(rate=195, backlog=0, done_rate=195),
         config=WorkerPolicyConfig(scale_down_stabilization_seconds=0),
     )
     assert down.desired == 2
