@@ -144,8 +144,12 @@ demo-down: ## Stop the demo: PostgreSQL, the real node and the control plane; le
 	@if [ -x $(PY) ]; then $(PY) -m harness demo-down --run-dir $(RUN_DIR); fi
 
 .PHONY: bench-autoscaling
-bench-autoscaling: install ## Autoscaling simulator: retention vs HPA vs KEDA-style on the public traces.
+bench-autoscaling: install ## Autoscaling simulator: retention vs the HPA and KEDA baselines on the public traces.
 	@for t in bench/autoscaling/traces/*.csv; do echo "== $$t"; $(PY) -m bench.autoscaling --trace $$t --policy all --json; done
+
+.PHONY: bench-table
+bench-table: install ## Regenerate the tables of bench/autoscaling/README.md: every trace, baseline and plant (minutes).
+	@$(PY) -m bench.autoscaling.table --write
 
 .PHONY: bench-workloads
 bench-workloads: install packages ## Workloads benchmark: API req/s and p95, worker jobs/s (real Redis, PostgreSQL, PgBouncer).

@@ -1,354 +1,643 @@
-"""Baselines: the Kubernetes HPA v2 algorithm and KEDA-style scaling, pure.
+"""The Kubernetes HPA controller, ported from upstream, for the simulator's baselines.
 
-The simulator runs these against the same plant as :mod:`.policy` to show what
-teams get today. They follow the upstream controller (``pkg/controller/podautoscaler``
-``horizontal.go`` and ``replica_calculator.go``) and KEDA's documented behaviour:
+Source: k8s.io/kubernetes v1.34.4 (the version the local control plane pins),
+``pkg/controller/podautoscaler/horizontal.go`` and ``replica_calculator.go``.
+Each function below names the upstream function it ports; the time comparisons
+(``Before``/``After``: strict), the reuse of an expired slot in the recommendation
+and scale-event lists, and the milli-unit integer arithmetic are kept as upstream
+has them, so that upstream's own unit cases (``bench/tests/autoscaling``) pass.
 
-HPA, every ``sync_period_seconds`` (15 s):
+What is modelled: External metrics with ``Value`` and ``AverageValue`` targets
+(the only kinds the baselines use: prometheus-adapter and KEDA both serve External
+metrics), the choice among several metrics (``computeReplicasForMetrics``), the
+bounds, and both normalisation paths of ``reconcileAutoscaler``:
 
-* per metric, a proposal: ``Value`` target: ``ceil(ready * value / target)``;
-  ``AverageValue`` target (External): ``ceil(total / target)``; no change while the
-  usage ratio is within ``1 +- tolerance`` (0.1);
-* the largest proposal wins; if a metric is missing and the rest would scale down,
-  or all are missing, nothing changes;
-* replicas outside [min, max] are first brought inside;
-* ``behavior``: stabilization (up: the lowest, down: the highest recommendation of
-  the window; defaults 0 s and 300 s), then rate policies over the replicas at the
-  start of each policy's period (defaults: up ``max(+4 pods, +100 %)`` per 15 s,
-  down ``100 %`` per 15 s), then min/max.
+* ``spec.behavior`` unset (what most HPAs run): ``normalizeDesiredReplicas`` -
+  stabilisation over the controller's ``--horizontal-pod-autoscaler-downscale-
+  stabilization`` window (5 min) taking the *highest* recommendation of the window,
+  recommendations above the current count included, then ``convertDesiredReplicasWithRules``:
+  scale-up capped at ``max(2 x current, 4)``;
+* ``spec.behavior`` set: ``normalizeDesiredReplicasWithBehaviors`` - up and down
+  stabilisation windows, then the rate policies over the replicas at the start of
+  each policy's period.
 
-KEDA-style: the scaler polls every ``polling_interval_seconds`` (30 s) and the HPA
-reads the last polled value as an External metric (``AverageValue`` by default);
-after more than ``failure_threshold`` failed polls a fallback feeds the HPA
-``fallback_replicas * target`` so that it settles on ``fallback_replicas``; the
-Prometheus scaler's ``ignoreNullValues`` turns an empty result into 0.
-
-Public API: :class:`HpaScalingPolicy`, :class:`HpaScalingRules`, :class:`HpaConfig`,
-:class:`ValueTarget`, :class:`AverageValueTarget`, :class:`MetricReading`,
-:class:`HpaState`, :class:`HpaDecision`, :func:`hpa_sync`,
-:func:`replicas_for_value`, :func:`replicas_for_average_value`,
-:class:`KedaConfig`, :class:`KedaState`, :func:`keda_poll`, :func:`keda_metric`.
+Both paths start from ``recordInitialRecommendation``: on its first sync an HPA's
+window holds the current replicas (``TestScaleDownStabilizeInitialSize``).
+Not modelled: Resource, Pods and Object metrics, the configurable tolerances of
+the alpha ``HPAConfigurableTolerance`` gate (off by default), conditions and events.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
-Events = tuple[tuple[float, int], ...]
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+# horizontal.go: scaleUpLimitFactor, scaleUpLimitMinimum.
+SCALE_UP_LIMIT_FACTOR = 2.0
+SCALE_UP_LIMIT_MINIMUM = 4.0
+# The controller's defaults (pkg/controller/podautoscaler/config/v1alpha1/defaults.go).
+SYNC_PERIOD_SECONDS = 15.0
+DOWNSCALE_STABILISATION_SECONDS = 300.0
+TOLERANCE = 0.1
+
+SelectPolicy = Literal["Max", "Min", "Disabled"]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HpaScalingPolicy:
-    """One rate policy: change at most ``value`` pods or percent per ``period_seconds``."""
+# --- The API's types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPolicy:
+    """``HPAScalingPolicy``: change at most ``value`` pods or percent per ``period_seconds``."""
 
     type: Literal["Pods", "Percent"]
     value: int
     period_seconds: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HpaScalingRules:
-    """``behavior.scaleUp`` or ``behavior.scaleDown``."""
+@dataclass(frozen=True, slots=True)
+class ScalingRules:
+    """``HPAScalingRules`` after defaulting; ``stabilization_window_seconds`` None only for
+    a scale-down left to the controller's window (``maybeInitScaleDownStabilizationWindow``)."""
 
-    stabilization_window_seconds: int
-    policies: tuple[HpaScalingPolicy, ...]
-    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    stabilization_window_seconds: int | None
+    select_policy: SelectPolicy
+    policies: tuple[ScalingPolicy, ...]
 
 
-DEFAULT_SCALE_UP = HpaScalingRules(
+@dataclass(frozen=True, slots=True)
+class ScalingRulesSpec:
+    """``HPAScalingRules`` as written in a spec: None fields take the defaults."""
+
+    stabilization_window_seconds: int | None = None
+    select_policy: SelectPolicy | None = None
+    policies: tuple[ScalingPolicy, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    """``HorizontalPodAutoscalerBehavior`` as written in a spec (None: defaults)."""
+
+    scale_up: ScalingRulesSpec | None = None
+    scale_down: ScalingRulesSpec | None = None
+
+
+# pkg/apis/autoscaling/v2/defaults.go: defaultHPAScaleUpRules, defaultHPAScaleDownRules.
+DEFAULT_SCALE_UP = ScalingRules(
     stabilization_window_seconds=0,
+    select_policy="Max",
     policies=(
-        HpaScalingPolicy(type="Pods", value=4, period_seconds=15),
-        HpaScalingPolicy(type="Percent", value=100, period_seconds=15),
+        ScalingPolicy(type="Pods", value=4, period_seconds=15),
+        ScalingPolicy(type="Percent", value=100, period_seconds=15),
     ),
 )
-DEFAULT_SCALE_DOWN = HpaScalingRules(
-    stabilization_window_seconds=300,
-    policies=(HpaScalingPolicy(type="Percent", value=100, period_seconds=15),),
+DEFAULT_SCALE_DOWN = ScalingRules(
+    stabilization_window_seconds=None,
+    select_policy="Max",
+    policies=(ScalingPolicy(type="Percent", value=100, period_seconds=15),),
+)
+# The documented defaults written out, as a user who sets spec.behavior explicitly does.
+DOCUMENTED_DEFAULTS = Behavior(
+    scale_up=ScalingRulesSpec(
+        stabilization_window_seconds=0,
+        select_policy="Max",
+        policies=DEFAULT_SCALE_UP.policies,
+    ),
+    scale_down=ScalingRulesSpec(
+        stabilization_window_seconds=300,
+        select_policy="Max",
+        policies=DEFAULT_SCALE_DOWN.policies,
+    ),
 )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HpaConfig:
-    """An HPA's spec: bounds, behavior (the defaults above) and the controller's tolerance."""
+def _copy_rules(spec: ScalingRulesSpec | None, defaults: ScalingRules) -> ScalingRules:
+    """``copyHPAScalingRules``: the spec's non-nil fields over the defaults."""
+    if spec is None:
+        return defaults
+    return ScalingRules(
+        stabilization_window_seconds=(
+            spec.stabilization_window_seconds
+            if spec.stabilization_window_seconds is not None
+            else defaults.stabilization_window_seconds
+        ),
+        select_policy=spec.select_policy or defaults.select_policy,
+        policies=spec.policies if spec.policies is not None else defaults.policies,
+    )
 
-    min_replicas: int
-    max_replicas: int
-    scale_up: HpaScalingRules = DEFAULT_SCALE_UP
-    scale_down: HpaScalingRules = DEFAULT_SCALE_DOWN
-    tolerance: float = 0.1
-    sync_period_seconds: int = 15
+
+def generate_scale_up_rules(spec: ScalingRulesSpec | None) -> ScalingRules:
+    """``GenerateHPAScaleUpRules``."""
+    return _copy_rules(spec, DEFAULT_SCALE_UP)
+
+
+def generate_scale_down_rules(spec: ScalingRulesSpec | None) -> ScalingRules:
+    """``GenerateHPAScaleDownRules`` (the window may stay None)."""
+    return _copy_rules(spec, DEFAULT_SCALE_DOWN)
 
 
 @dataclass(frozen=True, slots=True)
-class ValueTarget:
-    """``target.type: Value``: the metric as a whole should equal ``value``."""
-
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class AverageValueTarget:
-    """``target.type: AverageValue``: the metric divided by replicas should equal it."""
+class AverageValue:
+    """``target.type: AverageValue`` (the metric's total divided by the replicas)."""
 
     average_value: float
 
 
 @dataclass(frozen=True, slots=True)
-class MetricReading:
-    """One metric at one sync: its target and its value, None if it could not be read."""
+class Value:
+    """``target.type: Value`` (the metric as a whole)."""
 
-    target: ValueTarget | AverageValueTarget
-    value: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class HpaState:
-    """What the controller remembers per HPA: recent recommendations and scale events."""
-
-    recommendations: Events = ()
-    scale_up_events: Events = ()
-    scale_down_events: Events = ()
+    value: float
 
 
 @dataclass(frozen=True, slots=True)
-class HpaDecision:
-    """The replicas the HPA sets, why (one sentence), and its state for the next sync."""
+class ExternalMetric:
+    """``metrics[].external``: a metric by name and its target."""
 
-    desired: int
-    reason: str
-    state: HpaState = field(default_factory=HpaState)
+    name: str
+    target: AverageValue | Value
 
 
-def replicas_for_value(
-    *, value: float, target: float, current: int, ready: int, tolerance: float = 0.1
+@dataclass(frozen=True, slots=True)
+class HpaSpec:
+    """The parts of an HPA's spec the controller reads. ``behavior`` None: the legacy path."""
+
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[ExternalMetric, ...]
+    behavior: Behavior | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """The target's scale subresource and its pods: ``spec.replicas``, ``status.replicas``
+    (pods that exist, starting ones too) and the ready pods."""
+
+    spec_replicas: int
+    status_replicas: int
+    ready_replicas: int
+
+
+# --- Milli-units, as resource.Quantity carries them -----------------------------------------
+
+
+def milli(value: float) -> int:
+    """A metric value as the metrics APIs carry it: ``NewMilliQuantity(int64(v * 1000))``
+    (KEDA's ``GenerateMetricInMili``; prometheus-adapter does the same), truncated."""
+    return min(int(value * 1000), MAX_INT64)
+
+
+def target_milli(value: float) -> int:
+    """A target's ``MilliValue()`` (rounded up, as Quantity rounds)."""
+    return math.ceil(value * 1000 - 1e-9)
+
+
+# --- replica_calculator.go -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerances:
+    """``Tolerances``: the usage ratio band in which nothing changes."""
+
+    scale_down: float = TOLERANCE
+    scale_up: float = TOLERANCE
+
+    def is_within(self, ratio: float) -> bool:
+        """``isWithin``."""
+        return (1.0 - self.scale_down) <= ratio <= (1.0 + self.scale_up)
+
+
+def get_external_per_pod_metric_replicas(
+    *, status_replicas: int, target_per_pod: int, usages: Sequence[int], tolerances: Tolerances
+) -> tuple[int, int]:
+    """``GetExternalPerPodMetricReplicas``: (replicas, usage per pod), all in milli-units.
+
+    The ratio is taken over ``status.replicas`` (every pod that exists); outside the
+    tolerance the proposal is ``ceil(usage / target)``.
+    """
+    usage = 0
+    for value in usages:
+        usage += value
+        if usage > MAX_INT64:
+            usage = MAX_INT64
+            break
+    replicas = status_replicas
+    ratio = usage / (target_per_pod * replicas) if replicas else math.inf
+    if not tolerances.is_within(ratio):
+        result = math.ceil(usage / target_per_pod)
+        replicas = MAX_INT32 if result > MAX_INT32 else int(result)
+    per_pod = MAX_INT64 if usage >= MAX_INT64 else math.ceil(usage / max(status_replicas, 1))
+    return replicas, per_pod
+
+
+def get_external_metric_replicas(
+    *,
+    current_replicas: int,
+    target: int,
+    usages: Sequence[int],
+    ready_replicas: int,
+    tolerances: Tolerances,
 ) -> int:
-    """Proposal for a ``Value`` target: ``current`` within tolerance, else
-    ``ceil(ready * value / target)`` (``ceil(ratio)`` when there are no replicas)."""
-    ratio = value / target
-    if current == 0:
+    """``GetExternalMetricReplicas`` with ``getUsageRatioReplicaCount``: ``Value`` target.
+
+    From zero replicas ``ceil(ratio)``; otherwise the current count within the
+    tolerance, else ``ceil(ratio * ready pods)``.
+    """
+    ratio = sum(usages) / target
+    if current_replicas == 0:
         return math.ceil(ratio)
-    if abs(1.0 - ratio) <= tolerance:
-        return current
-    return math.ceil(ratio * ready)
+    if tolerances.is_within(ratio):
+        return current_replicas
+    return math.ceil(ratio * ready_replicas)
 
 
-def replicas_for_average_value(
-    *, total: float, target: float, status_replicas: int, tolerance: float = 0.1
+# --- horizontal.go: metrics -----------------------------------------------------------------
+
+
+def compute_replicas_for_metrics(
+    *,
+    scale: Scale,
+    metrics: Sequence[ExternalMetric],
+    values: Mapping[str, float | None],
+    tolerances: Tolerances,
 ) -> int:
-    """Proposal for an External ``AverageValue`` target: ``ceil(total / target)``, or
-    ``status_replicas`` while ``total / (target * status_replicas)`` is within tolerance."""
-    if status_replicas > 0:
-        ratio = total / (target * status_replicas)
-        if abs(1.0 - ratio) <= tolerance:
-            return status_replicas
-    return math.ceil(total / target)
+    """``computeReplicasForMetrics``: the largest proposal; -1 when every metric failed, or
+    when one failed and the rest would scale down (then the HPA does not scale)."""
+    replicas = 0
+    invalid = 0
+    for metric in metrics:
+        value = values.get(metric.name)
+        if value is None:
+            invalid += 1
+            continue
+        usages = [milli(value)]
+        if isinstance(metric.target, AverageValue):
+            proposal, _ = get_external_per_pod_metric_replicas(
+                status_replicas=scale.status_replicas,
+                target_per_pod=target_milli(metric.target.average_value),
+                usages=usages,
+                tolerances=tolerances,
+            )
+        else:
+            proposal = get_external_metric_replicas(
+                current_replicas=scale.spec_replicas,
+                target=target_milli(metric.target.value),
+                usages=usages,
+                ready_replicas=scale.ready_replicas,
+                tolerances=tolerances,
+            )
+        if replicas == 0 or proposal > replicas:
+            replicas = proposal
+    if invalid >= len(metrics) or (invalid > 0 and replicas < scale.spec_replicas):
+        return -1
+    return replicas
 
 
-def hpa_sync(
+# --- horizontal.go: normalisation -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Recommendation:
+    """``timestampedRecommendation``."""
+
+    recommendation: int
+    timestamp: float
+
+
+@dataclass(slots=True)
+class ScaleEvent:
+    """``timestampedScaleEvent``: replicas added (up) or removed (down)."""
+
+    replica_change: int
+    timestamp: float
+    outdated: bool = False
+
+
+def stabilize_recommendation(
+    recommendations: list[Recommendation], prenormalized: int, *, now: float, window: float
+) -> int:
+    """``stabilizeRecommendation`` (legacy path): the highest recommendation not older than
+    ``window``, this one included; the last expired slot is reused for this one."""
+    highest = prenormalized
+    old_index: int | None = None
+    cutoff = now - window
+    for index, rec in enumerate(recommendations):
+        if rec.timestamp < cutoff:
+            old_index = index
+        elif rec.recommendation > highest:
+            highest = rec.recommendation
+    if old_index is not None:
+        recommendations[old_index] = Recommendation(prenormalized, now)
+    else:
+        recommendations.append(Recommendation(prenormalized, now))
+    return highest
+
+
+def calculate_scale_up_limit(current_replicas: int) -> int:
+    """``calculateScaleUpLimit``: ``max(2 x current, 4)``."""
+    return int(max(SCALE_UP_LIMIT_FACTOR * current_replicas, SCALE_UP_LIMIT_MINIMUM))
+
+
+def convert_desired_replicas_with_rules(
+    current_replicas: int, desired_replicas: int, min_replicas: int, max_replicas: int
+) -> tuple[int, str]:
+    """``convertDesiredReplicasWithRules``: (replicas, condition reason)."""
+    scale_up_limit = calculate_scale_up_limit(current_replicas)
+    if max_replicas > scale_up_limit:
+        maximum, condition = scale_up_limit, "ScaleUpLimit"
+    else:
+        maximum, condition = max_replicas, "TooManyReplicas"
+    if desired_replicas < min_replicas:
+        return min_replicas, "TooFewReplicas"
+    if desired_replicas > maximum:
+        return maximum, condition
+    return desired_replicas, "DesiredWithinRange"
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizationArg:
+    """``NormalizationArg``."""
+
+    scale_up: ScalingRules
+    scale_down: ScalingRules
+    min_replicas: int
+    max_replicas: int
+    current_replicas: int
+    desired_replicas: int
+
+
+def stabilize_recommendation_with_behaviors(
+    recommendations: list[Recommendation], args: NormalizationArg, *, now: float
+) -> tuple[int, str]:
+    """``stabilizeRecommendationWithBehaviors``: the current replicas brought within the
+    lowest recommendation of the up window and the highest of the down window."""
+    up_window = args.scale_up.stabilization_window_seconds or 0
+    down_window = args.scale_down.stabilization_window_seconds or 0
+    up_cutoff, down_cutoff = now - up_window, now - down_window
+    up, down = args.desired_replicas, args.desired_replicas
+    old_index: int | None = None
+    for index, rec in enumerate(recommendations):
+        if rec.timestamp > up_cutoff:
+            up = min(rec.recommendation, up)
+        if rec.timestamp > down_cutoff:
+            down = max(rec.recommendation, down)
+        if rec.timestamp < up_cutoff and rec.timestamp < down_cutoff:
+            old_index = index
+    recommendation = args.current_replicas
+    recommendation = max(recommendation, up)
+    recommendation = min(recommendation, down)
+    if old_index is not None:
+        recommendations[old_index] = Recommendation(args.desired_replicas, now)
+    else:
+        recommendations.append(Recommendation(args.desired_replicas, now))
+    reason = (
+        "ScaleUpStabilized"
+        if args.desired_replicas >= args.current_replicas
+        else "ScaleDownStabilized"
+    )
+    return recommendation, reason
+
+
+def get_replicas_change_per_period(period: int, events: Sequence[ScaleEvent], *, now: float) -> int:
+    """``getReplicasChangePerPeriod``: replicas changed within the last ``period`` seconds."""
+    cutoff = now - period
+    return sum(event.replica_change for event in events if event.timestamp > cutoff)
+
+
+def calculate_scale_up_limit_with_scaling_rules(
+    current_replicas: int,
+    up_events: Sequence[ScaleEvent],
+    down_events: Sequence[ScaleEvent],
+    rules: ScalingRules,
     *,
     now: float,
-    spec_replicas: int,
-    status_replicas: int,
-    ready_replicas: int,
-    readings: Sequence[MetricReading],
-    config: HpaConfig,
-    state: HpaState,
-) -> HpaDecision:
-    """One sync of the HPA controller; returns the replicas to set (``spec_replicas``
-    when nothing changes) and the state for the next sync."""
-    if spec_replicas == 0 and config.min_replicas > 0:
-        return HpaDecision(
-            spec_replicas, "Scaling is disabled since the replica count is 0.", state
+) -> int:
+    """``calculateScaleUpLimitWithScalingRules``."""
+    if rules.select_policy == "Disabled":
+        return current_replicas
+    choose = min if rules.select_policy == "Min" else max
+    result: int | None = None
+    for policy in rules.policies:
+        added = get_replicas_change_per_period(policy.period_seconds, up_events, now=now)
+        removed = get_replicas_change_per_period(policy.period_seconds, down_events, now=now)
+        start = current_replicas - added + removed
+        if policy.type == "Pods":
+            proposed = start + policy.value
+        else:
+            proposed = math.ceil(start * (1 + policy.value / 100))
+        result = proposed if result is None else choose(result, proposed)
+    return MAX_INT32 * (-1 if choose is max else 1) if result is None else result
+
+
+def calculate_scale_down_limit_with_behaviors(
+    current_replicas: int,
+    up_events: Sequence[ScaleEvent],
+    down_events: Sequence[ScaleEvent],
+    rules: ScalingRules,
+    *,
+    now: float,
+) -> int:
+    """``calculateScaleDownLimitWithBehaviors``."""
+    if rules.select_policy == "Disabled":
+        return current_replicas
+    choose = max if rules.select_policy == "Min" else min
+    result: int | None = None
+    for policy in rules.policies:
+        added = get_replicas_change_per_period(policy.period_seconds, up_events, now=now)
+        removed = get_replicas_change_per_period(policy.period_seconds, down_events, now=now)
+        start = current_replicas - added + removed
+        if policy.type == "Pods":
+            proposed = start - policy.value
+        else:
+            proposed = int(start * (1 - policy.value / 100))
+        result = proposed if result is None else choose(result, proposed)
+    return MAX_INT32 * (1 if choose is min else -1) if result is None else result
+
+
+def convert_desired_replicas_with_behavior_rate(
+    args: NormalizationArg,
+    up_events: Sequence[ScaleEvent],
+    down_events: Sequence[ScaleEvent],
+    *,
+    now: float,
+) -> tuple[int, str]:
+    """``convertDesiredReplicasWithBehaviorRate``: (replicas, condition reason)."""
+    if args.desired_replicas > args.current_replicas:
+        limit = calculate_scale_up_limit_with_scaling_rules(
+            args.current_replicas, up_events, down_events, args.scale_up, now=now
         )
-    if spec_replicas > config.max_replicas:
-        return HpaDecision(config.max_replicas, "Current replicas above maxReplicas.", state)
-    if spec_replicas < config.min_replicas:
-        return HpaDecision(config.min_replicas, "Current replicas below minReplicas.", state)
-    proposal = _proposal(spec_replicas, status_replicas, ready_replicas, readings, config)
-    if proposal is None:
-        return HpaDecision(spec_replicas, "Failed to get metrics, so nothing changed.", state)
-    stabilized, recommendations = _stabilize(now, proposal, spec_replicas, config, state)
-    desired = _rate_limit(now, stabilized, spec_replicas, config, state)
-    state = replace(state, recommendations=recommendations)
-    state = _record_event(now, spec_replicas, desired, config, state)
-    reason = f"Metrics proposed {proposal}, stabilized to {stabilized}, rate-limited to {desired}."
-    return HpaDecision(desired, reason, state)
-
-
-def _proposal(
-    spec_replicas: int,
-    status_replicas: int,
-    ready_replicas: int,
-    readings: Sequence[MetricReading],
-    config: HpaConfig,
-) -> int | None:
-    """The largest per-metric proposal; None if all metrics are missing, or some are
-    and the rest would scale down (the controller then does not scale)."""
-    proposals = []
-    for reading in readings:
-        if reading.value is None:
-            continue
-        if isinstance(reading.target, ValueTarget):
-            proposals.append(
-                replicas_for_value(
-                    value=reading.value,
-                    target=reading.target.value,
-                    current=spec_replicas,
-                    ready=ready_replicas,
-                    tolerance=config.tolerance,
-                )
-            )
+        limit = max(limit, args.current_replicas)
+        if args.max_replicas > limit:
+            maximum, reason = limit, "ScaleUpLimit"
         else:
-            proposals.append(
-                replicas_for_average_value(
-                    total=reading.value,
-                    target=reading.target.average_value,
-                    status_replicas=status_replicas,
-                    tolerance=config.tolerance,
-                )
-            )
-    missing = len(readings) - len(proposals)
-    if not proposals or (missing and max(proposals) < spec_replicas):
-        return None
-    return max(proposals)
-
-
-def _stabilize(
-    now: float, proposal: int, current: int, config: HpaConfig, state: HpaState
-) -> tuple[int, Events]:
-    """Up: the lowest recommendation of the up window; down: the highest of the down
-    window; the current replicas bounded by both. Records this proposal."""
-    up_cutoff = now - config.scale_up.stabilization_window_seconds
-    down_cutoff = now - config.scale_down.stabilization_window_seconds
-    up, down = proposal, proposal
-    for at, recommendation in state.recommendations:
-        if at > up_cutoff:
-            up = min(up, recommendation)
-        if at > down_cutoff:
-            down = max(down, recommendation)
-    stabilized = min(max(current, up), down)
-    horizon = min(up_cutoff, down_cutoff)
-    kept = tuple((at, r) for at, r in state.recommendations if at >= horizon)
-    return stabilized, (*kept, (now, proposal))
-
-
-def _changed_in_period(events: Events, now: float, period: int) -> int:
-    return sum(n for at, n in events if at > now - period)
-
-
-def _rate_limit(now: float, desired: int, current: int, config: HpaConfig, state: HpaState) -> int:
-    """Bound a change by the behavior's rate policies, then by min/max."""
-    if desired > current:
-        limit = _scale_up_limit(now, current, config.scale_up, state)
-        return min(desired, max(limit, current), config.max_replicas)
-    if desired < current:
-        limit = _scale_down_limit(now, current, config.scale_down, state)
-        return max(desired, min(limit, current), config.min_replicas)
-    return desired
-
-
-def _period_start(now: float, current: int, period: int, state: HpaState) -> int:
-    added = _changed_in_period(state.scale_up_events, now, period)
-    removed = _changed_in_period(state.scale_down_events, now, period)
-    return current - added + removed
-
-
-def _scale_up_limit(now: float, current: int, rules: HpaScalingRules, state: HpaState) -> int:
-    if rules.select_policy == "Disabled":
-        return current
-    proposals = []
-    for policy in rules.policies:
-        start = _period_start(now, current, policy.period_seconds, state)
-        if policy.type == "Pods":
-            proposals.append(start + policy.value)
+            maximum, reason = args.max_replicas, "TooManyReplicas"
+        if args.desired_replicas > maximum:
+            return maximum, reason
+    elif args.desired_replicas < args.current_replicas:
+        limit = calculate_scale_down_limit_with_behaviors(
+            args.current_replicas, up_events, down_events, args.scale_down, now=now
+        )
+        limit = min(limit, args.current_replicas)
+        if args.min_replicas < limit:
+            minimum, reason = limit, "ScaleDownLimit"
         else:
-            proposals.append(math.ceil(start * (1 + policy.value / 100)))
-    return min(proposals) if rules.select_policy == "Min" else max(proposals)
+            minimum, reason = args.min_replicas, "TooFewReplicas"
+        if args.desired_replicas < minimum:
+            return minimum, reason
+    return args.desired_replicas, "DesiredWithinRange"
 
 
-def _scale_down_limit(now: float, current: int, rules: HpaScalingRules, state: HpaState) -> int:
-    if rules.select_policy == "Disabled":
-        return current
-    proposals = []
-    for policy in rules.policies:
-        start = _period_start(now, current, policy.period_seconds, state)
-        if policy.type == "Pods":
-            proposals.append(start - policy.value)
-        else:
-            proposals.append(int(start * (1 - policy.value / 100)))
-    return max(proposals) if rules.select_policy == "Min" else min(proposals)
+def _longest_policy_period(rules: ScalingRules) -> int:
+    """``getLongestPolicyPeriod``."""
+    return max((policy.period_seconds for policy in rules.policies), default=0)
 
 
-def _record_event(
-    now: float, current: int, desired: int, config: HpaConfig, state: HpaState
-) -> HpaState:
-    """Store a scale event and forget events older than the longest policy period."""
-    longest = max(
-        (p.period_seconds for p in (*config.scale_up.policies, *config.scale_down.policies)),
-        default=0,
-    )
-    ups = tuple(e for e in state.scale_up_events if e[0] > now - longest)
-    downs = tuple(e for e in state.scale_down_events if e[0] > now - longest)
-    if desired > current:
-        ups = (*ups, (now, desired - current))
-    elif desired < current:
-        downs = (*downs, (now, current - desired))
-    return replace(state, scale_up_events=ups, scale_down_events=downs)
+def mark_scale_events_outdated(events: Sequence[ScaleEvent], longest: int, *, now: float) -> None:
+    """``markScaleEventsOutdated``: events older than the longest period may be reused."""
+    cutoff = now - longest
+    for event in events:
+        if event.timestamp < cutoff:
+            event.outdated = True
 
 
-# --- KEDA-style ----------------------------------------------------------------------------
+def store_scale_event(
+    behavior: Behavior | None,
+    up_events: list[ScaleEvent],
+    down_events: list[ScaleEvent],
+    prev_replicas: int,
+    new_replicas: int,
+    *,
+    now: float,
+) -> None:
+    """``storeScaleEvent``: keep the event (reusing the last outdated slot); without a
+    behavior nothing is stored, as nothing would read it."""
+    if behavior is None:
+        return
+    if new_replicas > prev_replicas:
+        events = up_events
+        longest = _longest_policy_period(generate_scale_up_rules(behavior.scale_up))
+        change = new_replicas - prev_replicas
+    else:
+        events = down_events
+        longest = _longest_policy_period(generate_scale_down_rules(behavior.scale_down))
+        change = prev_replicas - new_replicas
+    mark_scale_events_outdated(events, longest, now=now)
+    old_index: int | None = None
+    for index, event in enumerate(events):
+        if event.outdated:
+            old_index = index
+    if old_index is not None:
+        events[old_index] = ScaleEvent(change, now)
+    else:
+        events.append(ScaleEvent(change, now))
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class KedaConfig:
-    """A ScaledObject's polling and fallback (``fallback.failureThreshold``/``replicas``)."""
-
-    polling_interval_seconds: int = 30
-    failure_threshold: int | None = None
-    fallback_replicas: int | None = None
-    ignore_null_values: bool = True
+# --- horizontal.go: the controller -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class KedaState:
-    """The last polled value (None before the first success), when, and failures in a row."""
+@dataclass(slots=True)
+class HorizontalController:
+    """The HPA controller's memory of one HPA and its ``reconcileAutoscaler``.
 
-    value: float | None = None
-    polled_at: float | None = None
-    failures: int = 0
-
-
-def keda_poll(
-    *, now: float, value: float | None, failed: bool, config: KedaConfig, state: KedaState
-) -> KedaState:
-    """Poll once if the interval has passed: keep the value, or count a failure.
-
-    ``value`` None with ``failed`` False is an empty result: 0 when
-    ``ignore_null_values`` holds, else a failure.
+    ``downscale_stabilisation_seconds`` and ``tolerance`` are the controller's flags
+    (defaults 5 min and 0.1). Call :meth:`reconcile` once per sync period.
     """
-    if state.polled_at is not None and now - state.polled_at < config.polling_interval_seconds:
-        return state
-    if value is None and not failed and config.ignore_null_values:
-        value = 0.0
-    if failed or value is None:
-        return KedaState(value=state.value, polled_at=now, failures=state.failures + 1)
-    return KedaState(value=value, polled_at=now, failures=0)
 
+    spec: HpaSpec
+    downscale_stabilisation_seconds: float = DOWNSCALE_STABILISATION_SECONDS
+    tolerance: float = TOLERANCE
+    recommendations: list[Recommendation] | None = None
+    scale_up_events: list[ScaleEvent] = field(default_factory=list)
+    scale_down_events: list[ScaleEvent] = field(default_factory=list)
 
-def keda_metric(*, state: KedaState, config: KedaConfig, target: float) -> float | None:
-    """The value the HPA reads: the last poll, or ``fallback_replicas * target`` after
-    more than ``failure_threshold`` failures in a row (None if no fallback is set)."""
-    if state.failures == 0:
-        return state.value
-    threshold = config.failure_threshold
-    if (
-        threshold is not None
-        and state.failures > threshold
-        and config.fallback_replicas is not None
-    ):
-        return config.fallback_replicas * target
-    return None
+    def reconcile(self, *, now: float, scale: Scale, values: Mapping[str, float | None]) -> int:
+        """One sync: the replicas to set (``scale.spec_replicas`` when nothing changes).
+
+        ``values`` maps each metric's name to what the metrics API served, None when
+        the request failed.
+        """
+        spec = self.spec
+        current = scale.spec_replicas
+        if self.recommendations is None:
+            # recordInitialRecommendation: the window starts out holding the current count.
+            self.recommendations = [Recommendation(current, now)]
+        minimum = spec.min_replicas
+        if current == 0 and minimum != 0:
+            return 0
+        if current > spec.max_replicas:
+            desired = spec.max_replicas
+        elif current < minimum:
+            desired = minimum
+        else:
+            proposal = compute_replicas_for_metrics(
+                scale=scale,
+                metrics=spec.metrics,
+                values=values,
+                tolerances=Tolerances(self.tolerance, self.tolerance),
+            )
+            if proposal == -1:
+                return current
+            desired = max(proposal, 0)
+            if spec.behavior is None:
+                desired = self._normalize(current, desired, now=now)
+            else:
+                desired = self._normalize_with_behaviors(current, desired, now=now)
+        if desired != current:
+            store_scale_event(
+                spec.behavior,
+                self.scale_up_events,
+                self.scale_down_events,
+                current,
+                desired,
+                now=now,
+            )
+        return desired
+
+    def _normalize(self, current: int, prenormalized: int, *, now: float) -> int:
+        """``normalizeDesiredReplicas``: stabilise over the window, then the legacy rules."""
+        assert self.recommendations is not None
+        stabilized = stabilize_recommendation(
+            self.recommendations,
+            prenormalized,
+            now=now,
+            window=self.downscale_stabilisation_seconds,
+        )
+        desired, _ = convert_desired_replicas_with_rules(
+            current, stabilized, self.spec.min_replicas, self.spec.max_replicas
+        )
+        return desired
+
+    def _normalize_with_behaviors(self, current: int, prenormalized: int, *, now: float) -> int:
+        """``normalizeDesiredReplicasWithBehaviors``, with the scale-down window left unset
+        taken from the controller (``maybeInitScaleDownStabilizationWindow``)."""
+        assert self.recommendations is not None and self.spec.behavior is not None
+        up = generate_scale_up_rules(self.spec.behavior.scale_up)
+        down = generate_scale_down_rules(self.spec.behavior.scale_down)
+        if down.stabilization_window_seconds is None:
+            window = int(self.downscale_stabilisation_seconds)
+            down = ScalingRules(window, down.select_policy, down.policies)
+        args = NormalizationArg(
+            scale_up=up,
+            scale_down=down,
+            min_replicas=self.spec.min_replicas,
+            max_replicas=self.spec.max_replicas,
+            current_replicas=current,
+            desired_replicas=prenormalized,
+        )
+        stabilized, _ = stabilize_recommendation_with_behaviors(self.recommendations, args, now=now)
+        limited = NormalizationArg(
+            scale_up=up,
+            scale_down=down,
+            min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas,
+            current_replicas=current,
+            desired_replicas=stabilized,
+        )
+        desired, _ = convert_desired_replicas_with_behavior_rate(
+            limited, self.scale_up_events, self.scale_down_events, now=now
+        )
+        return desired

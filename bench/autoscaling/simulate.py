@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from bench.autoscaling.controllers import Controller, Pods, View
-from bench.autoscaling.plant import Api, PlantConfig, Prometheus, Workers, is_multiple
+from bench.autoscaling.plant import Cadence, Plant, PlantConfig
 from bench.autoscaling.trace import Trace
 
 TIMELINE_COLUMNS = (
@@ -81,28 +81,30 @@ class Run:
 
 
 def simulate(
-    trace: Trace, plant: PlantConfig, controller: Controller, *, timeline: bool = False
+    trace: Trace, config: PlantConfig, controller: Controller, *, timeline: bool = False
 ) -> Run:
     """Run ``controller`` over ``trace`` against a fresh plant."""
-    api, workers = Api(plant), Workers(plant)
-    prometheus = Prometheus(plant, api.model)
+    plant = Plant.build(config)
+    api, workers, database, prometheus = plant.api, plant.workers, plant.database, plant.prometheus
     score, rows = Score(), []
     api_turns, worker_turns = _Directions(), _Directions()
-    dt = plant.step_s
+    scrapes = Cadence(config.scrape_interval_s)
+    dt = config.step_s
     steps = max(math.ceil((trace.end - trace.start) / dt - 1e-9), 0)
     for index in range(steps):
         elapsed = index * dt
         now = trace.start + elapsed
         api.fleet.advance(now=now)
         workers.fleet.advance(now=now)
-        if is_multiple(elapsed, plant.scrape_interval_s):
-            prometheus.scrape(at=now, backlog=workers.backlog)
+        if scrapes.due(elapsed):
+            prometheus.scrape(at=now, backlog=workers.backlog, lag=workers.lag)
         view = View(
             now=now,
             elapsed=elapsed,
             api=Pods(api.fleet.desired, api.fleet.ready),
             workers=Pods(workers.fleet.desired, workers.fleet.ready),
             backlog=workers.backlog,
+            lag=workers.lag,
             arrivals_total=workers.arrivals_total,
             completed_total=workers.completed_total,
             oldest_wait=workers.oldest_wait(now=now),
@@ -113,15 +115,20 @@ def simulate(
         worker_turns.note(workers.fleet.desired, want_workers)
         api.fleet.scale(want_api, now=now)
         workers.fleet.scale(want_workers, now=now)
-        requests = trace.api_rps.integral(now, now + dt)
-        p95, rho, extra = api.serve(requests, dt=dt)
-        prometheus.record(at=now + dt, arrivals=requests, rho=rho, extra=extra)
-        workers.work(trace.jobs_per_s.integral(now, now + dt), now=now + dt, dt=dt)
+        api_factor, job_factor = plant.factors(elapsed=elapsed)
+        requests = trace.api_rps.integral(now, now + dt) * config.api_load_factor
+        served = api.serve(requests, dt=dt, factor=api_factor, db_s=database.request_extra_s())
+        prometheus.record(at=now + dt, arrivals=requests, served=served)
+        jobs = trace.jobs_per_s.integral(now, now + dt) * config.jobs_load_factor
+        done = workers.work(
+            jobs, now=now + dt, dt=dt, factor=job_factor, db_s=database.job_extra_s()
+        )
+        database.serve(requests=requests, jobs=done, dt=dt)
         wait = workers.wait_estimate(now=now + dt)
-        p95_ms = p95 * 1000
-        if requests > 0 and p95_ms > plant.target_p95_ms:
+        p95_ms = served.p95 * 1000
+        if requests > 0 and p95_ms > config.target_p95_ms:
             score.api_slo_violation_s += dt
-        if wait > plant.target_queue_wait_s:
+        if wait > config.target_queue_wait_s:
             score.queue_wait_violation_s += dt
         score.api_replica_s += api.fleet.desired * dt
         score.worker_replica_s += workers.fleet.desired * dt
