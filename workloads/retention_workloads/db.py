@@ -224,7 +224,30 @@ async def read_your_writes(pools: Pools, job_id: uuid.UUID) -> Row | None:
             row = None
         if row is not None:
             return row
-    return await read(pools.primary, job_id)
+    return await _read_again_while_transient(pools.primary, job_id)
+
+
+READ_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)
+"""Pauses (s) between reads of the primary while its connection path fails.
+
+PgBouncer closes its server connections when it reloads a changed password and
+answers the clients it then cannot serve with an error for a moment; a read is
+idempotent, so it is tried again on another connection for up to 1.5 s before
+the API answers 503.
+"""
+
+
+async def _read_again_while_transient(pool: Pool, job_id: uuid.UUID) -> Row | None:
+    """Return :func:`read` of the primary, tried again after each :data:`READ_RETRY_DELAYS`
+    pause while it fails on the connection path; the last error propagates."""
+    for delay in READ_RETRY_DELAYS:
+        try:
+            return await read(pool, job_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+        await asyncio.sleep(delay)
+    return await read(pool, job_id)
 
 
 async def _within(call: Coroutine[Any, Any, T], seconds: float) -> T:

@@ -6,7 +6,9 @@ changes; the API reads its password file on every new connection. The test
 changes the role's password, then PgBouncer's file, then, a moment later (the
 kubelet updates pods one by one), the API's file, while requests keep coming
 and the API's pool grows (new connections, which must use the new password).
-It counts the failed requests and prints them; at most a few may fail.
+It counts the failed requests and prints them; at most a few may fail. A second
+test kills PgBouncer's server connections under load, as the reload does: no
+read may fail.
 """
 
 from __future__ import annotations
@@ -134,3 +136,27 @@ async def test_a_rotated_password_fails_at_most_a_few_requests(
         assert counts["failed"] <= MAX_FAILED
     finally:
         await asyncio.to_thread(postgres.psql_super, f"ALTER ROLE {postgres.user} PASSWORD '{old}'")
+
+
+async def test_reads_survive_pgbouncer_losing_its_server_connections(
+    postgres: PostgresServer, bouncer: PgBouncerServer, api: tuple[str, Path, Proc]
+) -> None:
+    """PgBouncer closes its server connections when it reloads a new password; the
+    reads that were on them are answered from new ones, not with a 503."""
+    url, _, _ = api
+    counts = {"ok": 0, "failed": 0}
+    load = asyncio.create_task(_load(url, clients=8, seconds=4, counts=counts))
+    await asyncio.sleep(1)
+    for _ in range(5):  # bounded: five rounds, 0.3 s apart
+        await asyncio.to_thread(
+            postgres.psql_super,
+            # Every session of a role that is not a superuser: PgBouncer's.
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usesysid IN (SELECT oid FROM pg_roles WHERE NOT rolsuper)",
+        )
+        await asyncio.sleep(0.3)
+    await load
+    total = counts["ok"] + counts["failed"]
+    print(f"\nserver connections killed under load: {counts['failed']} failed of {total}")
+    assert counts["ok"] > 100
+    assert counts["failed"] == 0

@@ -121,6 +121,10 @@ def _render(stack: RetentionStack, database_line: str) -> str:
         f"default_pool_size = {spec.default_pool_size}",
         f"max_client_conn = {spec.max_client_conn}",
         "ignore_startup_parameters = extra_float_digits",
+        # After a failed server login PgBouncer fails every client that needs a new
+        # server connection until it tries again: 15 s by default, which a password
+        # rotation (the database first, the Secret a moment later) turned into errors.
+        "server_login_retry = 1",
         *_tls_lines(stack),
     ]
     return "\n".join(lines) + "\n"
