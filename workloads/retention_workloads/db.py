@@ -51,17 +51,25 @@ CREATE TABLE IF NOT EXISTS retention_jobs (
     redeliveries integer NOT NULL DEFAULT 0,
     worker       text NOT NULL,
     enqueued_at  timestamptz,
+    started_at   timestamptz,
     finished_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 )
 """
+# A table made before started_at existed gets it (rows written before stay NULL).
+_MIGRATE = "ALTER TABLE retention_jobs ADD COLUMN IF NOT EXISTS started_at timestamptz"
 
 # The first write for a job id wins. A later write for the same id (a job run
 # again after its worker died between commit and acknowledgement, or the retry
 # of a commit whose reply was lost when PgBouncer went away) leaves the row as
 # it was and only counts itself in redeliveries, which makes "done once" observable.
 _RECORD = """
-INSERT INTO retention_jobs (id, task, state, result, error, attempts, worker, enqueued_at)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, to_timestamp($8::double precision / 1000))
+INSERT INTO retention_jobs (
+    id, task, state, result, error, attempts, worker, enqueued_at, started_at
+)
+VALUES (
+    $1, $2, $3, $4::jsonb, $5, $6, $7,
+    to_timestamp($8::double precision / 1000), to_timestamp($9::double precision / 1000)
+)
 ON CONFLICT (id) DO UPDATE SET redeliveries = retention_jobs.redeliveries + 1
 RETURNING (xmax = 0) AS inserted
 """
@@ -145,6 +153,7 @@ async def ensure_schema(pool: Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
         await conn.execute(_SCHEMA)
+        await conn.execute(_MIGRATE)
 
 
 async def record(
@@ -158,8 +167,12 @@ async def record(
     attempts: int,
     worker: str,
     enqueued_ms: int | None,
+    started_ms: int | None = None,
 ) -> bool:
     """Write a finished job (state ``done`` or ``dead``) and commit.
+
+    ``started_ms`` (Unix ms) is when the run that finished began; with
+    ``enqueued_ms`` it gives the job's own queue wait.
 
     Returns True if this call created the row, False if the job already had one
     (the existing row is kept). Raises asyncpg errors as they come; the caller
@@ -175,6 +188,7 @@ async def record(
         attempts,
         worker,
         enqueued_ms,
+        started_ms,
     )
     return bool(inserted)
 

@@ -217,6 +217,7 @@ class Worker:
 
     async def _run(self, job: Job, *, failed: int) -> None:
         started = time.perf_counter()
+        started_ms = int(time.time() * 1000)
         try:
             result = await work.run(
                 job, cpu_ms=self._config.job_cpu_ms, io_ms=self._config.job_io_ms
@@ -233,6 +234,7 @@ class Worker:
                     attempts=failed,
                     worker=self._config.consumer,
                     enqueued_ms=job.enqueued_ms,
+                    started_ms=started_ms,
                 ),
             )
         except asyncio.CancelledError:

@@ -170,7 +170,8 @@ async def _rows(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any
     conn = await asyncpg.connect(dsn)
     try:
         found = await conn.fetch(
-            "SELECT id, state, error, attempts, redeliveries, worker"
+            "SELECT id, state, error, attempts, redeliveries, worker,"
+            " enqueued_at, started_at, finished_at"
             " FROM retention_jobs WHERE id = ANY($1::uuid[])",
             ids,
         )

@@ -34,6 +34,10 @@ def test_posted_jobs_are_done_once_and_acknowledged(redis_backend, workloads, wa
         rows = workloads.rows(ids)
         assert {row["state"] for row in rows.values()} == {"done"}
         assert {row["redeliveries"] for row in rows.values()} == {0}
+        # Each row dates its own queue wait: enqueued, then started, then finished.
+        assert all(
+            row["enqueued_at"] <= row["started_at"] <= row["finished_at"] for row in rows.values()
+        )
         state = client.get(f"/v1/jobs/{ids[0]}").json()
         assert state["state"] == "done" and state["task"] == "resize"
         assert state["result"]["digest"]
