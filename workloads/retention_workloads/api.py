@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retention_workloads import db, logs, queue, settings
+from retention_workloads.capacity import Capacity
 from retention_workloads.jobs import JobAccepted, JobRequest, JobState, new_job_fields
 from retention_workloads.metrics import ApiMetrics, api_metrics
 
@@ -121,6 +122,13 @@ def create_app(config: settings.Settings) -> FastAPI:
         version="1.0.0",
         description="Accepts jobs onto the stack's queue and reports finished jobs.",
         lifespan=lifespan,
+    )
+    # Added first, so it runs inside RequestMetrics: the wait for a slot is timed.
+    app.add_middleware(
+        Capacity,
+        concurrency=config.api_concurrency,
+        service_ms=config.api_service_ms,
+        exempt=_UNTIMED,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     _routes(app, config=config, metrics=metrics)

@@ -46,6 +46,10 @@ class Settings:
     metrics_port: int
     job_cpu_ms: int
     job_io_ms: int
+    api_service_ms: int
+    """I/O wait of each API request before its handler (0: none); see :mod:`capacity`."""
+    api_concurrency: int
+    """Requests one API process serves at once; the rest queue (0: no limit)."""
     max_attempts: int
     claim_idle_ms: int
     concurrency: int
@@ -88,6 +92,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         job_cpu_ms=_int(env, contract.ENV_JOB_CPU_MS, 0, low=0),
         job_io_ms=_int(env, contract.ENV_JOB_IO_MS, 0, low=0),
+        api_service_ms=_int(env, contract.ENV_API_SERVICE_MS, 0, low=0, high=600_000),
+        api_concurrency=_int(env, contract.ENV_API_CONCURRENCY, 0, low=0, high=100_000),
         max_attempts=_int(env, contract.ENV_MAX_ATTEMPTS, 5, low=1),
         claim_idle_ms=_int(env, contract.ENV_CLAIM_IDLE_MS, 30_000, low=100),
         concurrency=_int(env, contract.ENV_WORKER_CONCURRENCY, 16, low=1, high=1024),

@@ -22,6 +22,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
         contract.DEFAULT_METRICS_PORT,
     )
     assert config.redis_password is None and config.database_password is None
+    assert (config.api_service_ms, config.api_concurrency) == (0, 0)
 
 
 def test_the_stack_name_derives_the_stream_keys():
@@ -43,6 +44,8 @@ def test_the_stack_name_derives_the_stream_keys():
         (contract.ENV_HTTP_PORT, "http"),
         (contract.ENV_REDIS_CLUSTER, "maybe"),
         (contract.ENV_SHUTDOWN_TIMEOUT_S, "-1"),
+        (contract.ENV_API_CONCURRENCY, "-1"),
+        (contract.ENV_API_SERVICE_MS, "fast"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_the_variable(name, value):
