@@ -183,14 +183,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def offer(api: Api, base: Path, *, rate: int, seconds: int) -> Step:
+def offer(api: Api, base: Path, *, rate: int, seconds: int, user_rps: int = 10) -> Step:
     """Offer ``rate`` req/s to the API at ``url`` with Locust for ``seconds``; return the step.
 
     Served is the rate Locust completed from a second after its users were
-    spawned to the end; p95 and p50 cover every request of the step.
+    spawned to the end; p95 and p50 cover every request of the step. Each
+    Locust user sends ``user_rps`` requests a second, one at a time, so it can
+    keep that rate only while a response takes less than ``1 / user_rps`` s.
     """
     url = api.url
-    users = max(rate // 10, 1)
+    users = max(rate // user_rps, 1)
     prefix = base / f"locust-{rate}-{time.monotonic_ns()}"
     before = _histogram(httpx.get(f"{url}/metrics", timeout=5).text)
     cpu_before = _cpu_seconds(api.pid)
@@ -219,7 +221,7 @@ def offer(api: Api, base: Path, *, rate: int, seconds: int) -> Step:
             "5",
         ],
         log_dir=base,
-        env={"BENCH_USER_RPS": "10", "BENCH_MARKS": str(marks)},
+        env={"BENCH_USER_RPS": str(user_rps), "BENCH_MARKS": str(marks)},
     )
     try:
         locust.popen.wait(timeout=seconds + 40)
@@ -252,15 +254,67 @@ def _steady_rate(marks: Path) -> float:
     return round((got["n_end"] - got["n_start"]) / span, 1) if span > 0 else 0.0
 
 
+def saturate(api: Api, *, clients: int, seconds: int) -> dict[str, Any]:
+    """A closed loop on the API: ``clients`` clients each post a job, wait for the answer and
+    post the next, until ``seconds`` have passed; return the rate served and its latencies.
+
+    With more clients than the API serves at once, the rate served is the API's capacity.
+    Bounded: no request starts after the deadline, and each has a 30 s timeout.
+    """
+    latencies: list[float] = []
+    failures = 0
+
+    async def run() -> None:
+        nonlocal failures
+        deadline = time.monotonic() + seconds
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=api.url, timeout=30, limits=limits) as client:
+
+            async def loop(n: int) -> None:
+                nonlocal failures
+                while time.monotonic() < deadline:
+                    sent = time.monotonic()
+                    answer = await client.post("/v1/jobs", json={"task": "saturate", "payload": {}})
+                    if answer.status_code == 202:
+                        latencies.append(time.monotonic() - sent)
+                    else:
+                        failures += 1
+
+            await asyncio.gather(*(loop(n) for n in range(clients)))
+
+    cpu_before = _cpu_seconds(api.pid)
+    started = time.monotonic()
+    asyncio.run(run())
+    span = time.monotonic() - started
+    cpu = _cpu_seconds(api.pid) - cpu_before
+    latencies.sort()
+
+    def quantile(q: float) -> float | None:
+        if not latencies:
+            return None
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+    return {
+        "clients": clients,
+        "seconds": round(span, 1),
+        "served_rps": round(len(latencies) / span, 1),
+        "p50_ms": quantile(0.5),
+        "p95_ms": quantile(0.95),
+        "requests": len(latencies),
+        "failures": failures,
+        "api_cpu_ms_per_request": round(cpu * 1000 / len(latencies), 3) if latencies else None,
+    }
+
+
 def step_up(
-    api: Api, base: Path, *, start_rate: int, step: int, top: int, seconds: int
+    api: Api, base: Path, *, start_rate: int, step: int, top: int, seconds: int, user_rps: int = 10
 ) -> list[Step]:
     """Offer ``start_rate``, then ``step`` more each time, until a step is not sustained
     or ``top`` is passed; return every step run (the last one is the first that failed)."""
     steps: list[Step] = []
     rate = start_rate
     while rate <= top:
-        result = offer(api, base, rate=rate, seconds=seconds)
+        result = offer(api, base, rate=rate, seconds=seconds, user_rps=user_rps)
         steps.append(result)
         print(json.dumps(result.row()), file=sys.stderr, flush=True)
         if not result.sustained:
@@ -391,6 +445,37 @@ def main() -> None:
         help="rate at which the API's CPU per request is compared with the baseline's",
     )
     parser.add_argument(
+        "--user-rps",
+        type=int,
+        default=10,
+        help="requests a second per Locust user (lower it when a response takes 100 ms or more)",
+    )
+    parser.add_argument(
+        "--api-service-ms",
+        type=int,
+        default=0,
+        help="the API's RETENTION_API_SERVICE_MS (I/O wait per request; 0: none)",
+    )
+    parser.add_argument(
+        "--api-concurrency",
+        type=int,
+        default=0,
+        help="the API's RETENTION_API_CONCURRENCY (requests served at once; 0: no limit)",
+    )
+    parser.add_argument(
+        "--saturate",
+        type=int,
+        default=0,
+        metavar="CLIENTS",
+        help="instead of the steps: CLIENTS clients post back to back for --seconds (the "
+        "API's capacity); implies --api-only",
+    )
+    parser.add_argument(
+        "--api-only",
+        action="store_true",
+        help="run the stepped API part only (no levers, worker or prepared-statements path)",
+    )
+    parser.add_argument(
         "--no-prepared",
         action="store_true",
         help="skip the PgBouncer >= 1.21 path (it is built from source the first time)",
@@ -402,22 +487,55 @@ def main() -> None:
     try:
         with servers(base, prepared=not args.no_prepared) as running:
             env = workload_env(running.bouncer, running.redis, stack="bench")
-            with api_process(env, base) as api:
-                steps = step_up(
-                    api,
-                    base,
-                    start_rate=args.start,
-                    step=args.step,
-                    top=args.max,
-                    seconds=args.seconds,
-                )
-            result = api_summary(steps)
-            result |= levers(env, base, rate=args.lever_rate, seconds=args.seconds)
-            result |= bench_worker(env, base, running.postgres, running.redis, jobs=args.jobs)
-            if running.prepared is not None:
+            bounded = {
+                contract.ENV_API_SERVICE_MS: str(args.api_service_ms),
+                contract.ENV_API_CONCURRENCY: str(args.api_concurrency),
+            }
+            result: dict[str, Any]
+            with api_process({**env, **bounded}, base) as api:
+                if args.saturate:
+                    result = {
+                        "api_saturated": saturate(api, clients=args.saturate, seconds=args.seconds)
+                    }
+                    args.api_only = True
+                else:
+                    result = api_summary(
+                        step_up(
+                            api,
+                            base,
+                            start_rate=args.start,
+                            step=args.step,
+                            top=args.max,
+                            seconds=args.seconds,
+                            user_rps=args.user_rps,
+                        )
+                    )
+            result["api_capacity_bound"] = {
+                "service_ms": args.api_service_ms,
+                "concurrency": args.api_concurrency,
+                "predicted_rps": (
+                    round(args.api_concurrency * 1000 / args.api_service_ms, 1)
+                    if args.api_service_ms and args.api_concurrency
+                    else None
+                ),
+            }
+            if not args.api_only:
+                result |= levers(env, base, rate=args.lever_rate, seconds=args.seconds)
+                result |= bench_worker(env, base, running.postgres, running.redis, jobs=args.jobs)
+            if running.prepared is not None and not args.api_only:
                 result |= prepared_path(running, base, rate=result["api_offered_rps"], args=args)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    _report(result, args, started=started, load_before=load_before)
+
+
+def _report(
+    result: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    started: float,
+    load_before: tuple[float, float, float],
+) -> None:
     result["targets"] = TARGETS
     result["machine"] = {
         "cpus": os.cpu_count(),
