@@ -55,6 +55,9 @@ ENV_CLAIM_IDLE_MS: Final = "RETENTION_CLAIM_IDLE_MS"
 ENV_WORKER_CONCURRENCY: Final = "RETENTION_WORKER_CONCURRENCY"
 ENV_SHUTDOWN_TIMEOUT_S: Final = "RETENTION_SHUTDOWN_TIMEOUT_S"
 """Seconds to finish held jobs (worker) or open requests (API) after SIGTERM; keep < grace."""
+ENV_QUEUE_MAX_BACKLOG: Final = "RETENTION_QUEUE_MAX_BACKLOG"
+"""API only: the backlog (the group's lag + pending) at which POST /v1/jobs refuses new
+jobs with 503 and Retry-After; absent or 0: no bound but Redis's maxmemory."""
 ENV_DB_POOL_MAX_SIZE: Final = "RETENTION_DB_POOL_MAX_SIZE"
 """Largest number of connections one process opens to PgBouncer."""
 ENV_LOG_LEVEL: Final = "RETENTION_LOG_LEVEL"
@@ -63,6 +66,10 @@ ENV_LOG_LEVEL: Final = "RETENTION_LOG_LEVEL"
 # labels ``namespace`` and ``stack`` (from ENV_STACK_NAMESPACE / ENV_STACK_NAME)
 # so that one PromQL query can group every stack's latency at once.
 METRIC_API_REQUEST_DURATION: Final = "retention_api_request_duration_seconds"
+METRIC_API_JOBS_REFUSED: Final = "retention_api_jobs_refused_total"
+"""Counter: jobs POST /v1/jobs refused with 503, by LABEL_REASON: ``queue_full`` (the
+backlog is at RETENTION_QUEUE_MAX_BACKLOG), ``redis_memory`` (Redis is at its maxmemory)
+or ``unavailable`` (Redis cannot be reached)."""
 METRIC_WORKER_JOBS: Final = "retention_worker_jobs_total"
 METRIC_WORKER_JOB_DURATION: Final = "retention_worker_job_duration_seconds"
 METRIC_WORKER_IN_FLIGHT: Final = "retention_worker_jobs_in_flight"
@@ -71,6 +78,9 @@ METRIC_WORKER_QUEUE_LATENCY: Final = "retention_worker_queue_latency_seconds"
 """Histogram: time from enqueue to the start of a job's first run."""
 LABEL_OUTCOME: Final = "outcome"
 """Label of METRIC_WORKER_JOBS: ``done``, ``failed`` (an attempt failed) or ``deadlettered``."""
+LABEL_REASON: Final = "reason"
+"""Label of METRIC_API_JOBS_REFUSED."""
+REFUSED_REASONS: Final = ("queue_full", "redis_memory", "unavailable")
 LABEL_NAMESPACE: Final = "namespace"
 LABEL_STACK: Final = "stack"
 

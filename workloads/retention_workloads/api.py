@@ -1,6 +1,8 @@
 """The HTTP API: accept jobs onto the stream, report finished jobs from PostgreSQL.
 
-Routes: ``POST /v1/jobs`` (validate, append to the stream, 202 with the id),
+Routes: ``POST /v1/jobs`` (validate, append to the stream, 202 with the id; 503 with
+Retry-After while the backlog is at its bound or Redis is full or down, before
+anything is written; an ``Idempotency-Key`` header returns the job the key made first),
 ``GET /v1/jobs/{job_id}`` (the row the worker wrote, or 404 while there is
 none), ``/healthz`` (the process serves), ``/readyz`` (Redis and the database
 answer), ``/metrics`` (Prometheus) and the OpenAPI document at ``/openapi.json``.
@@ -18,17 +20,25 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis import exceptions as redis_errors
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retention_workloads import db, logs, queue, settings
 from retention_workloads.capacity import Capacity
-from retention_workloads.jobs import JobAccepted, JobRequest, JobState, new_job_fields
+from retention_workloads.jobs import (
+    IDEMPOTENCY_KEY_PATTERN,
+    JobAccepted,
+    JobRequest,
+    JobState,
+    new_job_fields,
+    request_fingerprint,
+)
 from retention_workloads.metrics import ApiMetrics, api_metrics
 
 log = logging.getLogger("retention.api")
@@ -138,27 +148,80 @@ def create_app(config: settings.Settings) -> FastAPI:
 # A 503 says when to try again: the queue or the database is usually back within seconds
 # (a Redis failover, a PgBouncer pod replaced, a Service's endpoints catching up).
 RETRY_AFTER = {"Retry-After": "1"}
+# A full queue drains at the workers' pace: clients come back a little later.
+RETRY_AFTER_FULL = {"Retry-After": "5"}
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"description": "The queue or the database is unreachable; retry later."}
 }
+_SUBMIT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "Not accepted: the queue is at its bound, Redis is full or unreachable. "
+        "Nothing was queued; retry after Retry-After."
+    },
+    422: {"description": "An invalid field, or an Idempotency-Key reused for another request."},
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="A key of the client's choosing (a UUID, say): a request with a key seen in "
+        "the last 24 hours returns the job that key made instead of a new one.",
+    ),
+]
 
 
 def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> None:
+    def refuse(reason: str, detail: str, headers: dict[str, str]) -> HTTPException:
+        metrics.jobs_refused.labels(*metrics.identity, reason).inc()
+        return HTTPException(503, detail, headers=headers)
+
     @app.post(
         "/v1/jobs",
         status_code=202,
         response_model=JobAccepted,
-        responses=_UNAVAILABLE,
+        responses=_SUBMIT_ANSWERS,
         summary="Queue a job",
     )
-    async def submit_job(body: JobRequest, request: Request, response: Response) -> JobAccepted:
-        """Append the job to the stack's stream and return its id; 422 names an invalid field."""
+    async def submit_job(
+        body: JobRequest,
+        request: Request,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JobAccepted:
+        """Append the job to the stack's stream and return its id; 422 names an invalid field.
+
+        A job is refused (503) before anything is written, never dropped after
+        the 202: at the backlog bound, at Redis's maxmemory, or while Redis is away.
+        """
         job_id, fields = new_job_fields(body)
+        fingerprint = request_fingerprint(body)
+        key = None if idempotency_key is None else (idempotency_key, fingerprint)
         try:
-            await queue.enqueue(request.app.state.queue, fields)
+            admission = await queue.admit(
+                request.app.state.queue,
+                fields,
+                job_id=str(job_id),
+                max_backlog=config.queue_max_backlog,
+                idempotency=key,
+            )
+        except redis_errors.OutOfMemoryError:
+            log.warning("enqueue refused: Redis is at its maxmemory")
+            full = "queue full: Redis is out of memory"
+            raise refuse("redis_memory", full, RETRY_AFTER_FULL) from None
         except queue.UNAVAILABLE as exc:
             log.warning("enqueue failed: %s", type(exc).__name__)
-            raise HTTPException(503, "queue unavailable", headers=RETRY_AFTER) from None
+            raise refuse("unavailable", "queue unavailable", RETRY_AFTER) from None
+        if admission.outcome == "full":
+            detail = f"queue full: {admission.backlog} jobs waiting, the bound is "
+            raise refuse("queue_full", detail + str(config.queue_max_backlog), RETRY_AFTER_FULL)
+        if admission.outcome == "replayed":
+            if admission.fingerprint != fingerprint:
+                raise HTTPException(
+                    422, "Idempotency-Key was already used for a request with another body"
+                )
+            job_id = uuid.UUID(admission.job_id)
+            response.headers["Idempotent-Replayed"] = "true"
         response.headers["Location"] = f"/v1/jobs/{job_id}"
         return JobAccepted(id=job_id)
 

@@ -8,6 +8,7 @@ worker decodes entries with :func:`decode_entry`, which raises
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -101,6 +102,19 @@ def new_job_fields(
         attempts=0,
     )
     return job_id, fields
+
+
+def request_fingerprint(request: JobRequest) -> str:
+    """A digest of what a job request asks for, to tell a retry from another request
+    that reuses its Idempotency-Key (key order in the payload does not matter)."""
+    canonical = json.dumps(
+        {"task": request.task, "payload": request.payload}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+"""An Idempotency-Key: 1 to 255 visible ASCII characters (a UUID is the usual choice)."""
 
 
 def encode_entry(

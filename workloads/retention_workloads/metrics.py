@@ -27,10 +27,12 @@ _IDENTITY = (contract.LABEL_NAMESPACE, contract.LABEL_STACK)
 
 @dataclass(frozen=True)
 class ApiMetrics:
-    """The API's request-duration histogram; labels: namespace, stack, route, method, status."""
+    """The API's request-duration histogram (labels: namespace, stack, route, method,
+    status) and its counter of refused jobs (namespace, stack, reason)."""
 
     registry: CollectorRegistry
     request_duration: Histogram
+    jobs_refused: Counter
     identity: tuple[str, str]
 
 
@@ -48,7 +50,7 @@ class WorkerMetrics:
 
 
 def api_metrics(*, namespace: str, stack: str) -> ApiMetrics:
-    """Create the API's metrics in a fresh registry."""
+    """Create the API's metrics in a fresh registry, the refusal reasons pre-set to 0."""
     registry = CollectorRegistry()
     histogram = Histogram(
         contract.METRIC_API_REQUEST_DURATION,
@@ -57,7 +59,20 @@ def api_metrics(*, namespace: str, stack: str) -> ApiMetrics:
         buckets=API_BUCKETS,
         registry=registry,
     )
-    return ApiMetrics(registry=registry, request_duration=histogram, identity=(namespace, stack))
+    refused = Counter(
+        contract.METRIC_API_JOBS_REFUSED.removesuffix("_total"),
+        "Jobs refused with 503 by reason: queue_full, redis_memory, unavailable.",
+        [*_IDENTITY, contract.LABEL_REASON],
+        registry=registry,
+    )
+    for reason in contract.REFUSED_REASONS:
+        refused.labels(namespace, stack, reason)
+    return ApiMetrics(
+        registry=registry,
+        request_duration=histogram,
+        jobs_refused=refused,
+        identity=(namespace, stack),
+    )
 
 
 def worker_metrics(*, namespace: str, stack: str) -> WorkerMetrics:

@@ -9,13 +9,18 @@ gives and :func:`check_same_slot` verifies at start-up.
 Entries are acknowledged but not deleted one by one: :func:`trim_done` drops
 the acknowledged head of the stream with ``XTRIM MINID``, which, unlike
 ``XDEL``, keeps the consumer group's ``lag`` exact for the autoscaler.
+
+New jobs go in through :func:`admit`, one script that refuses a job while the
+backlog is at its bound and remembers the client's Idempotency-Key next to the
+stream (same hash slot), so a retried request finds the job it made the first time.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -38,6 +43,46 @@ return moved
 """
 
 
+# Admit one job, atomically: replay what an Idempotency-Key (KEYS[2], when given)
+# already made; refuse while the group's backlog (lag + pending; every entry before
+# the group exists or while its lag is unknown) is at the bound ARGV[2] (0: none);
+# else append the entry and remember the key for ARGV[3] seconds. At Redis's
+# maxmemory (noeviction) the first write fails and nothing is written; once a script
+# has written, Redis lets it finish, so a job is never half admitted.
+_ADMIT = """
+local function backlog(stream, group)
+  if redis.call('EXISTS', stream) == 0 then return 0 end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == group then
+      if info['lag'] then return info['lag'] + info['pending'] end
+      return redis.call('XLEN', stream)
+    end
+  end
+  return redis.call('XLEN', stream)
+end
+if KEYS[2] then
+  local prior = redis.call('HMGET', KEYS[2], 'id', 'fp')
+  if prior[1] then return {'replayed', prior[1], prior[2]} end
+end
+local bound = tonumber(ARGV[2])
+if bound > 0 then
+  local waiting = backlog(KEYS[1], ARGV[1])
+  if waiting >= bound then return {'full', tostring(waiting)} end
+end
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 6))
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], 'id', ARGV[5], 'fp', ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return {'accepted', entry}
+"""
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+"""How long an Idempotency-Key names its job: a day, as common HTTP APIs keep them."""
+
+
 @dataclass(frozen=True)
 class Queue:
     """The stream, group and dead-letter stream of one stack, bound to a client."""
@@ -47,6 +92,7 @@ class Queue:
     group: str
     deadletter: str
     mover: AsyncScript
+    admitter: AsyncScript
 
     async def close(self) -> None:
         """Close the client's connections."""
@@ -62,6 +108,7 @@ def connect(settings: Settings) -> Queue:
     client: Client
     if settings.redis_cluster:
         check_same_slot(settings.stream, settings.deadletter_stream)
+        check_same_slot(settings.stream, idempotency_key(settings.stream, "probe"))
         client = RedisCluster.from_url(
             settings.redis_url, password=settings.redis_password, socket_timeout=10
         )
@@ -75,16 +122,41 @@ def connect(settings: Settings) -> Queue:
         group=settings.group,
         deadletter=settings.deadletter_stream,
         mover=client.register_script(_MOVE),
+        admitter=client.register_script(_ADMIT),
     )
 
 
-def check_same_slot(stream: str, deadletter: str) -> None:
+def check_same_slot(stream: str, other: str) -> None:
     """Raise :class:`SettingsError` unless both keys hash to the same cluster slot."""
-    if key_slot(stream.encode()) != key_slot(deadletter.encode()):
+    if key_slot(stream.encode()) != key_slot(other.encode()):
         raise SettingsError(
-            f"streams {stream!r} and {deadletter!r} are in different Redis Cluster slots;"
-            " give them the same hash tag, e.g. '{stack}:jobs' and '{stack}:jobs:dead'"
+            f"keys {stream!r} and {other!r} are in different Redis Cluster slots;"
+            " give the stream a hash tag, e.g. '{stack}:jobs' (then '{stack}:jobs:dead')"
         )
+
+
+def idempotency_key(stream: str, key: str) -> str:
+    """The Redis key that remembers which job a client's Idempotency-Key made.
+
+    ``<stream>:idem:<sha256 of the key>``: the stream's hash tag keeps it in the
+    stream's slot (the admit script touches both), and the digest bounds its length.
+    """
+    return f"{stream}:idem:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What :func:`admit` did with a job.
+
+    ``accepted``: appended (``job_id`` is the new job's). ``replayed``: the
+    Idempotency-Key had made a job already; ``job_id`` and ``fingerprint`` are
+    that first request's. ``full``: refused, the backlog (``backlog``) is at the bound.
+    """
+
+    outcome: Literal["accepted", "replayed", "full"]
+    job_id: str = ""
+    fingerprint: str = ""
+    backlog: int = 0
 
 
 # What a call to the queue raises when Redis cannot serve it now: redis-py's
@@ -101,10 +173,39 @@ async def ping(queue: Queue) -> bool:
         return False
 
 
-async def enqueue(queue: Queue, fields: dict[bytes, bytes]) -> str:
-    """Append a job; return its entry id. The stream is never capped: no job is dropped."""
-    entry_id = await queue.client.xadd(queue.stream, fields)  # type: ignore[arg-type]
-    return _text(entry_id)
+async def admit(
+    queue: Queue,
+    fields: dict[bytes, bytes],
+    *,
+    job_id: str,
+    max_backlog: int = 0,
+    idempotency: tuple[str, str] | None = None,
+) -> Admission:
+    """Append a new job unless the backlog is at ``max_backlog`` (0: no bound); one round trip.
+
+    ``idempotency`` is (the client's Idempotency-Key, a fingerprint of its
+    request): a key seen within :data:`IDEMPOTENCY_TTL_S` returns the job it
+    made instead of a new one. The stream is never capped and nothing is
+    evicted: a job is refused before it is accepted, never dropped after.
+    Raises what Redis raises (see ``UNAVAILABLE``), ``OutOfMemoryError`` at
+    Redis's maxmemory; then nothing was written.
+    """
+    keys = [queue.stream]
+    fingerprint = ""
+    if idempotency is not None:
+        keys.append(idempotency_key(queue.stream, idempotency[0]))
+        fingerprint = idempotency[1]
+    args: list[bytes | str | int] = [queue.group, max_backlog, IDEMPOTENCY_TTL_S]
+    args += [fingerprint, job_id]
+    for name, value in fields.items():
+        args += [name, value]
+    reply = await queue.admitter(keys=keys, args=args)
+    outcome = _text(reply[0])
+    if outcome == "accepted":
+        return Admission("accepted", job_id=job_id)
+    if outcome == "replayed":
+        return Admission("replayed", job_id=_text(reply[1]), fingerprint=_text(reply[2]))
+    return Admission("full", backlog=int(_text(reply[1])))
 
 
 async def ensure_group(queue: Queue) -> None:

@@ -41,6 +41,8 @@ class Settings:
     ``database_password``."""
     statement_cache_size: int
     db_pool_max_size: int
+    queue_max_backlog: int
+    """API only: refuse new jobs while the backlog is at this many; 0 for no bound."""
     bind_address: str
     http_port: int
     metrics_port: int
@@ -85,6 +87,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         database_password_file=env.get(contract.ENV_DATABASE_PASSWORD_FILE, "").strip() or None,
         statement_cache_size=_int(env, contract.ENV_DB_STATEMENT_CACHE_SIZE, 0, low=0),
         db_pool_max_size=_int(env, contract.ENV_DB_POOL_MAX_SIZE, 10, low=1),
+        queue_max_backlog=_int(env, contract.ENV_QUEUE_MAX_BACKLOG, 0, low=0),
         bind_address=_text(env, contract.ENV_BIND_ADDRESS, "0.0.0.0"),
         http_port=_int(env, contract.ENV_HTTP_PORT, contract.DEFAULT_HTTP_PORT, low=1, high=65535),
         metrics_port=_int(

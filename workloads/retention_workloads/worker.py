@@ -52,7 +52,10 @@ def is_transient(exc: BaseException) -> bool:
     """Return True for errors of Redis or the database path, which say nothing about the job.
 
     The cluster client's own errors (no node reachable, slots not all covered)
-    are states of a Redis Cluster that is forming or failing over, and pass.
+    are states of a Redis Cluster that is forming or failing over, and pass;
+    so does a Redis at its maxmemory (noeviction), which refuses the re-enqueue
+    of a failed job until the workers' acknowledgements and trims free memory,
+    and a former master that now refuses writes as a replica.
     """
     redis_transient = (
         redis_errors.ConnectionError,
@@ -62,6 +65,8 @@ def is_transient(exc: BaseException) -> bool:
         redis_errors.TryAgainError,
         redis_errors.MasterDownError,
         redis_errors.RedisClusterException,
+        redis_errors.OutOfMemoryError,
+        redis_errors.ReadOnlyError,
     )
     return isinstance(exc, redis_transient) or db.is_transient(exc)
 

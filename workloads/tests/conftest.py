@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis
 import redis.cluster
+from prometheus_client.parser import text_string_to_metric_families
 
 import retention_contract as contract
 from harness.procs import Proc, free_port, port_open, start, wait_until
@@ -210,3 +211,21 @@ def workloads(
 def _wait_for_fixture() -> Callable[..., None]:
     """The :func:`wait_for` poller, for tests (they cannot import conftest)."""
     return wait_for
+
+
+def refused_jobs(metrics: str, reason: str) -> float:
+    """The API's count of jobs refused for ``reason``, read from its /metrics text."""
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if (
+                sample.name == contract.METRIC_API_JOBS_REFUSED
+                and sample.labels["reason"] == reason
+            ):
+                return float(sample.value)
+    raise AssertionError(f"no {contract.METRIC_API_JOBS_REFUSED} series for {reason}")
+
+
+@pytest.fixture(name="refusals")
+def _refusals_fixture() -> Callable[[str, str], float]:
+    """:func:`refused_jobs`, for tests (they cannot import conftest)."""
+    return refused_jobs

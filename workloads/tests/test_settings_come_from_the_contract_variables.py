@@ -23,6 +23,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     )
     assert config.redis_password is None and config.database_password is None
     assert (config.api_service_ms, config.api_concurrency) == (0, 0)
+    assert config.queue_max_backlog == 0, "no bound unless the spec sets one"
 
 
 def test_the_stack_name_derives_the_stream_keys():
@@ -46,6 +47,7 @@ def test_the_stack_name_derives_the_stream_keys():
         (contract.ENV_SHUTDOWN_TIMEOUT_S, "-1"),
         (contract.ENV_API_CONCURRENCY, "-1"),
         (contract.ENV_API_SERVICE_MS, "fast"),
+        (contract.ENV_QUEUE_MAX_BACKLOG, "-1"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_the_variable(name, value):
