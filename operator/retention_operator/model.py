@@ -447,6 +447,12 @@ class ApiSpec(_Model):
     )
     min_replicas: int = Field(default=2, ge=1, le=1000, description="Fewest API replicas.")
     max_replicas: int = Field(default=10, ge=1, le=1000, description="Most API replicas.")
+    max_backlog: Annotated[int, Field(ge=1, le=1_000_000_000)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Backlog (jobs waiting plus jobs in progress) at which the API refuses new "
+        "jobs with 503 and Retry-After, before writing them. Omit for no bound but the managed "
+        "Redis's maxmemory, a share of its memory limit.",
+    )
     resources: ResourcesField
     env: EnvList = Field(default_factory=list, description="Extra environment variables.")
     autoscaling: ApiAutoscaling = Field(

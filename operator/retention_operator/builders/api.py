@@ -20,6 +20,8 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         *env.connection_env(stack),
         {"name": contract.ENV_HTTP_PORT, "value": str(api.port)},
     ]
+    if api.max_backlog is not None:
+        operator_env.append({"name": contract.ENV_QUEUE_MAX_BACKLOG, "value": str(api.max_backlog)})
     return {
         "name": names.COMPONENT_API,
         "image": api.image,

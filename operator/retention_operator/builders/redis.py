@@ -7,6 +7,11 @@ cluster (slots, replicas) is the bootstrap's job, not the manifests'.
 The password never appears in the ConfigMap, the pod spec or the status: the
 auth Secret carries it both as a plain key (for clients) and as a redis.conf
 fragment that the server includes from a mounted Secret volume.
+
+Redis never evicts (``noeviction``: an evicted entry is a lost job), and with
+a memory limit on the container its ``maxmemory`` is a share of that limit, so
+a queue that outgrows it makes Redis refuse writes (the API answers 503)
+instead of growing until the kernel kills the container.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from retention_operator import names
-from retention_operator.builders import labels, naming, pods, security
+from retention_operator.builders import labels, naming, pods, quantity, security
 from retention_operator.model import ManagedRedis, RetentionStack
 
 CONF_DIR = "/etc/redis/conf"
@@ -22,6 +27,11 @@ AUTH_DIR = "/etc/redis/auth"
 DATA_DIR = "/data"
 CONF_FILE = "redis.conf"
 DATA_VOLUME = "data"
+MAXMEMORY_SHARE = 0.75
+"""The part of the container's memory limit Redis may fill with data. The rest is
+for what used_memory does not count but the cgroup does: allocator fragmentation,
+client and replication buffers, and the copy-on-write pages of the fork that
+rewrites the append-only file or serves a replica's full sync."""
 
 
 def _managed(stack: RetentionStack) -> ManagedRedis:
@@ -52,6 +62,8 @@ def render_redis_conf() -> str:
         "cluster-node-timeout 5000",
         # Pods get new IPs on restart; clients follow stable DNS names instead.
         "cluster-preferred-endpoint-type hostname",
+        # An evicted entry is a lost job: at maxmemory, writes are refused instead.
+        "maxmemory-policy noeviction",
         "appendonly yes",
         "appendfsync everysec",
         f"dir {DATA_DIR}",
@@ -143,8 +155,23 @@ def build_redis_pdb(stack: RetentionStack) -> dict[str, Any]:
     )
 
 
+def maxmemory(managed: ManagedRedis) -> int | None:
+    """Redis's maxmemory in bytes: MAXMEMORY_SHARE of the memory limit; None without one.
+
+    At least 1: Redis reads ``maxmemory 0`` as no bound at all.
+    """
+    limit = managed.resources.limits.get("memory")
+    if limit is None:
+        return None
+    return max(1, int(quantity.to_bytes(limit) * MAXMEMORY_SHARE))
+
+
 def _container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
     headless = naming.service_host(naming.redis_headless(stack.name), stack.namespace)
+    # On the command line, not in the ConfigMap: it changes with the limit, in the
+    # same pod template, so a restarted pod never reads a ConfigMap not yet updated.
+    memory = maxmemory(managed)
+    sized = [] if memory is None else ["--maxmemory", str(memory)]
     return {
         "name": names.COMPONENT_REDIS,
         "image": managed.image,
@@ -154,6 +181,7 @@ def _container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
             # $(POD_NAME) is expanded by the kubelet from the env below.
             "--cluster-announce-hostname",
             f"$(POD_NAME).{headless}",
+            *sized,
         ],
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         "ports": [
