@@ -46,6 +46,7 @@ def test_rendered_rules_pass_promtool_check(
         "RetentionOperatorMetricsAbsent",
         "RetentionAutoscalerSignalsFailing",
         "RetentionStackBacklogGrowing",
+        "RetentionApiRefusingJobs",
     } <= names
 
 
@@ -127,6 +128,38 @@ TESTS: list[dict[str, Any]] = [
         "input_series": [_series("retention_stack_backlog", STACK, "2000+100x20 4000-100x40")],
         "alert_rule_test": [
             {"eval_time": "55m", "alertname": "RetentionStackBacklogGrowing", "exp_alerts": []},
+        ],
+    },
+    {
+        # orders's two API pods refuse jobs from minute 5 on (one of them only); billing
+        # refused a burst once, then none: its rate drops to 0 before refusingJobsFor.
+        "interval": "1m",
+        "input_series": [
+            _series(
+                "retention_api_jobs_refused_total",
+                {**STACK, "pod": "orders-api-a", "reason": "queue_full"},
+                "0x4 0+30x30",
+            ),
+            _series(
+                "retention_api_jobs_refused_total",
+                {**STACK, "pod": "orders-api-b", "reason": "queue_full"},
+                "0x35",
+            ),
+            _series(
+                "retention_api_jobs_refused_total",
+                {**OTHER, "pod": "billing-api-a", "reason": "redis_memory"},
+                "0x4 40x31",
+            ),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "RetentionApiRefusingJobs", "exp_alerts": []},
+            {
+                "eval_time": "15m",
+                "alertname": "RetentionApiRefusingJobs",
+                "exp_alerts": [
+                    {"exp_labels": {"severity": "warning", "namespace": "shop", "stack": "orders"}}
+                ],
+            },
         ],
     },
     {
