@@ -41,6 +41,11 @@ def _no_redis_mode(m: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
+def _no_backlog_at_all(m: dict[str, Any]) -> dict[str, Any]:
+    m["spec"]["api"]["maxBacklog"] = 0
+    return m
+
+
 CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
     "max below min": (
         _max_below_min,
@@ -52,6 +57,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
         _both_redis_modes,
         "spec.redis must set exactly one of managed or external",
     ),
+    "a backlog bound of zero": (_no_backlog_at_all, "spec.api.maxBacklog"),
     "neither redis mode": (
         _no_redis_mode,
         "spec.redis must set exactly one of managed or external",
