@@ -339,6 +339,75 @@ class _Scaling(_Model):
     )
 
 
+# Prometheus's names (the data model of its documentation) and a list of label matchers.
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+_MATCHER = r'[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\]|\\.)*"'
+MATCHERS_PATTERN = rf"^\s*{_MATCHER}\s*(,\s*{_MATCHER}\s*)*$"
+# The workloads' own histogram; a test holds it equal to retention_contract's.
+DEFAULT_LATENCY_HISTOGRAM = "retention_api_request_duration_seconds"
+SeriesBy = Literal["stackLabel", "podName"]
+LabelName = Annotated[str, Field(min_length=1, max_length=128, pattern=LABEL_NAME_PATTERN)]
+PromQLTemplate = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class LatencyQuery(_Model):
+    """PromQL of one stack's API latency, for what a histogram name and labels cannot say.
+
+    ``{{namespace}}`` and ``{{name}}`` stand for the stack's namespace and name. Each
+    stack with a query costs one PromQL query per tick.
+    """
+
+    p95_seconds: PromQLTemplate = Field(
+        description="PromQL that gives the stack's p95 request latency in seconds, one series."
+    )
+    requests_per_second: PromQLTemplate = Field(
+        description="PromQL that gives the stack's request rate per second, one series."
+    )
+
+
+class LatencySpec(_Model):
+    """Which Prometheus histogram times the API's requests, and how the stack's series are
+    found. Stacks that share the histogram, seriesBy, the label names and matchers (and
+    the Prometheus) are read with one query per tick."""
+
+    histogram: str = Field(
+        default=DEFAULT_LATENCY_HISTOGRAM,
+        min_length=1,
+        max_length=256,
+        pattern=METRIC_NAME_PATTERN,
+        description="Name of the histogram (without _bucket), for example "
+        "http_request_duration_seconds.",
+    )
+    series_by: SeriesBy = Field(
+        default="stackLabel",
+        description="stackLabel: a label whose value is the stack's name (the app's own "
+        "label, or a pod label Prometheus copied when it scraped the pod, such as "
+        "app_kubernetes_io_instance). podName: the label with the scraped pod's name; the "
+        "API's pods are named <stack>-api-<hash>-<hash>.",
+    )
+    namespace_label: LabelName = Field(
+        default="namespace", description="Label with the namespace of the scraped pod."
+    )
+    stack_label: LabelName = Field(
+        default="stack", description="seriesBy stackLabel: the label whose value is the stack."
+    )
+    pod_label: LabelName = Field(
+        default="pod", description="seriesBy podName: the label with the pod's name."
+    )
+    matchers: (
+        Annotated[str, Field(max_length=1024, pattern=MATCHERS_PATTERN)] | SkipJsonSchema[None]
+    ) = Field(
+        default=None,
+        description='More label matchers for the series, for example route!="/healthz".',
+    )
+    query: LatencyQuery | SkipJsonSchema[None] = Field(
+        default=None,
+        description="PromQL templates instead of the histogram: when set, the fields above "
+        "are not used, and the stack is read with a query of its own.",
+    )
+
+
 class ApiAutoscaling(_Scaling):
     """How the API scales on its p95 request latency read from Prometheus."""
 
@@ -363,6 +432,11 @@ class ApiAutoscaling(_Scaling):
         description="http:// or https:// URL of the Prometheus that scrapes this stack's API. "
         "Omit for the operator's default (RETENTION_PROMETHEUS_URL); with neither, the API "
         "has no latency signal and keeps its replicas within its bounds.",
+    )
+    latency: LatencySpec = Field(
+        default_factory=LatencySpec,
+        description="The histogram of request latency and how the stack's series are selected.",
+        json_schema_extra={"default": _defaults(LatencySpec)},
     )
 
 
@@ -469,20 +543,136 @@ class ApiSpec(_Model):
         return self
 
 
+# Key names: printable, no spaces (every queue library builds its keys from these).
+KEY_PATTERN = r"^[!-~]+$"
+# What RQ accepts in RQ_KEY_PREFIX (rq/defaults.py, RQ 3.0).
+RQ_PREFIX_PATTERN = r"^[A-Za-z0-9_.:{}-]+$"
+QueueKind = Literal["streams", "bullmq", "rq", "celery", "list"]
+KeyName = Annotated[str, Field(min_length=1, max_length=256, pattern=KEY_PATTERN)]
+
+
+class BullMQQueue(_Model):
+    """A BullMQ queue: its keys are ``<prefix>:<name>:<state>`` (BullMQ's QueueKeys)."""
+
+    name: KeyName = Field(
+        description="Queue name, as given to new Queue(name) and new Worker(name)."
+    )
+    prefix: KeyName = Field(
+        default="bull",
+        description="Key prefix (the prefix option of Queue and Worker). On a Redis Cluster "
+        "the prefix or the name must hold a hash tag such as {bull}, as BullMQ requires.",
+    )
+
+
+class RQQueue(_Model):
+    """An RQ queue: ``<prefix>:queue:<name>`` and its registries (RQ's queue.py, registry.py)."""
+
+    name: KeyName = Field(default="default", description="Queue name, as given to Queue(name).")
+    prefix: Annotated[str, Field(min_length=1, max_length=64, pattern=RQ_PREFIX_PATTERN)] = Field(
+        default="rq",
+        description="Key prefix: RQ_KEY_PREFIX of RQ 3.0 and later (older RQ always uses rq). "
+        "The operator sets RQ_KEY_PREFIX on the workers to this. On a Redis Cluster it must "
+        "be a hash tag such as {rq}.",
+    )
+
+
+PrioritySteps = Annotated[
+    list[Annotated[int, Field(ge=0, le=255)]],
+    Field(min_length=1, max_length=32),
+]
+
+
+class CeleryQueue(_Model):
+    """A Celery queue on kombu's Redis transport: a list per priority step, and ``unacked``."""
+
+    name: KeyName = Field(
+        default="celery", description="Queue name (Celery's task_default_queue is celery)."
+    )
+    key_prefix: Annotated[str, Field(max_length=64, pattern=r"^[!-~]*$")] = Field(
+        default="",
+        description="kombu's global_keyprefix transport option, empty by default.",
+    )
+    priority_steps: PrioritySteps = Field(
+        default_factory=lambda: [0, 3, 6, 9],
+        description="kombu's priority_steps transport option: one list per step, "
+        "<name> for the first and <name>\\x06\\x16<step> for the others.",
+        json_schema_extra={"default": [0, 3, 6, 9]},
+    )
+
+
+class ListQueue(_Model):
+    """Any Redis list used as a queue, for libraries without a kind of their own."""
+
+    key: KeyName = Field(description="The list jobs wait in.")
+    in_progress_key: KeyName | SkipJsonSchema[None] = Field(
+        default=None,
+        description="A list that holds the jobs being worked on (the LMOVE/RPOPLPUSH "
+        "reliable-queue pattern), if the workers keep one.",
+    )
+
+
+_ONE_KIND_RULE = _cel(
+    "[has(self.bullmq), has(self.rq), has(self.celery), has(self.list)].filter(x, x).size() <= 1",
+    "spec.workers.queue must set at most one of bullmq, rq, celery and list (none: a Redis Stream)",
+)
+_STREAM_FIELDS_RULE = _cel(
+    "!(has(self.stream) || has(self.group)) || "
+    "!(has(self.bullmq) || has(self.rq) || has(self.celery) || has(self.list))",
+    "spec.workers.queue.stream and group belong to a Redis Stream queue: remove them to "
+    "use bullmq, rq, celery or list",
+)
+
+
 class QueueSpec(_Model):
-    """The Redis Stream the API writes jobs to and the workers consume."""
+    """The queue the workers consume: a Redis Stream with a consumer group (the default), or
+    one of bullmq, rq, celery and list. The autoscaler reads its backlog, arrivals, jobs
+    in progress and oldest waiting job in each library's own key layout."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(_ONE_KIND_RULE, _STREAM_FIELDS_RULE))
 
     stream: Annotated[str, Field(min_length=1, max_length=256)] | SkipJsonSchema[None] = Field(
         default=None,
-        description="Stream key. Omit for '{<namespace>/<stack name>}:jobs'; the hash tag "
-        "keeps the stream and its dead-letter stream in one Redis Cluster slot.",
+        description="Redis Stream queue: the stream key. Omit for '{<namespace>/<stack "
+        "name>}:jobs'; the hash tag keeps the stream and its dead-letter stream in one Redis "
+        "Cluster slot.",
     )
-    group: str = Field(
-        default=DEFAULT_QUEUE_GROUP,
-        min_length=1,
-        max_length=256,
-        description="Consumer group of the workers.",
+    group: Annotated[str, Field(min_length=1, max_length=256)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description=f"Redis Stream queue: the consumer group of the workers. Omit for "
+        f"{DEFAULT_QUEUE_GROUP!r}.",
     )
+    bullmq: BullMQQueue | SkipJsonSchema[None] = Field(default=None, description="A BullMQ queue.")
+    rq: RQQueue | SkipJsonSchema[None] = Field(default=None, description="An RQ queue.")
+    celery: CeleryQueue | SkipJsonSchema[None] = Field(
+        default=None, description="A Celery queue on kombu's Redis transport (standalone Redis)."
+    )
+    list: ListQueue | SkipJsonSchema[None] = Field(
+        default=None, description="Any Redis list used as a queue."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        others = [self.bullmq, self.rq, self.celery, self.list]
+        if sum(other is not None for other in others) > 1:
+            raise ValueError(_message(_ONE_KIND_RULE))
+        if (self.stream is not None or self.group is not None) and any(
+            other is not None for other in others
+        ):
+            raise ValueError(_message(_STREAM_FIELDS_RULE))
+        return self
+
+    @property
+    def kind(self) -> QueueKind:
+        """Which queue this is: the block that is set, else ``streams``."""
+        for kind in ("bullmq", "rq", "celery", "list"):
+            if getattr(self, kind) is not None:
+                return kind
+        return "streams"
+
+    @property
+    def consumer_group(self) -> str:
+        """The Redis Stream queue's consumer group: ``group``, else the default."""
+        return self.group or DEFAULT_QUEUE_GROUP
 
 
 _SCALE_TO_ZERO_RULE = _cel(
@@ -524,7 +714,8 @@ class WorkersSpec(_Model):
     env: EnvList = Field(default_factory=list, description="Extra environment variables.")
     queue: QueueSpec = Field(
         default_factory=QueueSpec,
-        description="Stream and consumer group.",
+        description="The queue the workers consume: a Redis Stream (the default), bullmq, rq, "
+        "celery or list.",
         json_schema_extra={"default": _defaults(QueueSpec)},
     )
     autoscaling: WorkersAutoscaling = Field(
@@ -894,8 +1085,38 @@ class MonitoringSpec(_Model):
     )
 
 
+# A key that Redis Cluster places by a hash tag: the first "{" is followed by a "}" with
+# at least one character between (the rule of the cluster specification).
+HASH_TAG_PATTERN = r"^[^{]*[{][^}]+[}]"
+_ON_CLUSTER = "(has(self.redis.managed) || self.redis.external.cluster)"
+_BULLMQ_TAG_RULE = _cel(
+    f"!has(self.workers.queue.bullmq) || !{_ON_CLUSTER} || "
+    f"(self.workers.queue.bullmq.prefix + ':' + self.workers.queue.bullmq.name)"
+    f".matches('{HASH_TAG_PATTERN}')",
+    "spec.workers.queue.bullmq: on a Redis Cluster the prefix or the name must hold a hash "
+    "tag such as {bull}, as BullMQ requires",
+    ".workers.queue.bullmq",
+)
+_RQ_TAG_RULE = _cel(
+    f"!has(self.workers.queue.rq) || !{_ON_CLUSTER} || "
+    f"self.workers.queue.rq.prefix.matches('{HASH_TAG_PATTERN}')",
+    "spec.workers.queue.rq: on a Redis Cluster the prefix must be a hash tag such as {rq}",
+    ".workers.queue.rq",
+)
+_CELERY_STANDALONE_RULE = _cel(
+    f"!has(self.workers.queue.celery) || !{_ON_CLUSTER}",
+    "spec.workers.queue.celery needs a standalone Redis (spec.redis.external with cluster "
+    "false): kombu's Redis transport does not support Redis Cluster",
+    ".workers.queue.celery",
+)
+
+
 class RetentionStackSpec(_Model):
     """Desired state of a RetentionStack: an API, workers, a Redis queue and PgBouncer."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(_BULLMQ_TAG_RULE, _RQ_TAG_RULE, _CELERY_STANDALONE_RULE)
+    )
 
     api: ApiSpec = Field(description="The HTTP API.")
     workers: WorkersSpec = Field(description="The queue workers.")
@@ -910,6 +1131,28 @@ class RetentionStackSpec(_Model):
         default=False,
         description="Stop reconciling and scaling; the children stay as they are.",
     )
+
+    @model_validator(mode="after")
+    def _queue_fits_the_redis(self) -> Self:
+        queue = self.workers.queue
+        on_cluster = self.redis.managed is not None or (
+            self.redis.external is not None and self.redis.external.cluster
+        )
+        if not on_cluster:
+            return self
+        if queue.bullmq is not None and not _hash_tagged(
+            f"{queue.bullmq.prefix}:{queue.bullmq.name}"
+        ):
+            raise ValueError(_message(_BULLMQ_TAG_RULE))
+        if queue.rq is not None and not _hash_tagged(queue.rq.prefix):
+            raise ValueError(_message(_RQ_TAG_RULE))
+        if queue.celery is not None:
+            raise ValueError(_message(_CELERY_STANDALONE_RULE))
+        return self
+
+
+def _hash_tagged(key: str) -> bool:
+    return re.match(HASH_TAG_PATTERN, key) is not None
 
 
 # --- Status ----------------------------------------------------------------------------------
@@ -999,15 +1242,21 @@ class WorkersAutoscalingStatus(_ScalingDecisionStatus):
     """The workers' autoscaling signal and last decision."""
 
     backlog: int | None = Field(
-        default=None, ge=0, description="Consumer-group lag plus pending entries last read."
+        default=None, ge=0, description="Jobs waiting plus jobs in progress, last read."
     )
-    lag: int | None = Field(default=None, ge=0, description="Entries not yet delivered.")
-    pending: int | None = Field(default=None, ge=0, description="Entries delivered, not acked.")
+    lag: int | None = Field(
+        default=None, ge=0, description="Jobs waiting for a worker (a stream: the group's lag)."
+    )
+    pending: int | None = Field(
+        default=None,
+        ge=0,
+        description="Jobs a worker holds, not yet finished (a stream: pending entries).",
+    )
     jobs_per_second: float | None = Field(
         default=None, ge=0, description="Completion rate last read."
     )
     queue_wait_seconds: float | None = Field(
-        default=None, ge=0, description="Age of the oldest undelivered job last read."
+        default=None, ge=0, description="Age of the oldest job waiting for a worker, last read."
     )
 
 

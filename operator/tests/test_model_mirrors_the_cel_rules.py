@@ -54,6 +54,15 @@ def test_defaults_of_a_minimal_spec() -> None:
         "fallback_after_failed_ticks": 6,
         "requests_per_replica_per_second": None,
         "prometheus_url": None,
+        "latency": {
+            "histogram": "retention_api_request_duration_seconds",
+            "series_by": "stackLabel",
+            "namespace_label": "namespace",
+            "stack_label": "stack",
+            "pod_label": "pod",
+            "matchers": None,
+            "query": None,
+        },
     }
     assert spec.workers.autoscaling.model_dump() == {
         "enabled": True,
@@ -77,6 +86,7 @@ def test_defaults_match_the_workloads_contract() -> None:
     assert model.DEFAULT_HTTP_PORT == contract.DEFAULT_HTTP_PORT
     assert model.DEFAULT_METRICS_PORT == contract.DEFAULT_METRICS_PORT
     assert model.DEFAULT_QUEUE_GROUP == contract.DEFAULT_QUEUE_GROUP
+    assert model.DEFAULT_LATENCY_HISTOGRAM == contract.METRIC_API_REQUEST_DURATION
 
 
 def test_wire_format_is_camel_case() -> None:

@@ -46,6 +46,16 @@ def _no_backlog_at_all(m: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
+def _queue(queue: dict[str, Any], *, cluster: bool = False) -> Callable[..., dict[str, Any]]:
+    def mutate(m: dict[str, Any]) -> dict[str, Any]:
+        m["spec"]["workers"]["queue"] = queue
+        if cluster:
+            m["spec"]["redis"]["external"]["cluster"] = True
+        return m
+
+    return mutate
+
+
 CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
     "max below min": (
         _max_below_min,
@@ -61,6 +71,22 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
     "neither redis mode": (
         _no_redis_mode,
         "spec.redis must set exactly one of managed or external",
+    ),
+    "two queue kinds": (
+        _queue({"bullmq": {"name": "q"}, "rq": {}}),
+        "spec.workers.queue must set at most one of bullmq, rq, celery and list",
+    ),
+    "stream fields with bullmq": (
+        _queue({"group": "workers", "bullmq": {"name": "q"}}),
+        "spec.workers.queue.stream and group belong to a Redis Stream queue",
+    ),
+    "bullmq on a cluster without a hash tag": (
+        _queue({"bullmq": {"name": "q"}}, cluster=True),
+        "spec.workers.queue.bullmq: on a Redis Cluster the prefix or the name must hold a hash",
+    ),
+    "celery on a cluster": (
+        _queue({"celery": {}}, cluster=True),
+        "spec.workers.queue.celery needs a standalone Redis",
     ),
 }
 

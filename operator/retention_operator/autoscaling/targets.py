@@ -76,7 +76,7 @@ def queue_ref(stack: RetentionStack) -> QueueRef:
         namespace=stack.namespace,
         stack=stack.name,
         stream=queue_stream(stack),
-        group=stack.spec.workers.queue.group,
+        group=stack.spec.workers.queue.consumer_group,
     )
 
 

@@ -55,13 +55,42 @@ def redis_env(stack: RetentionStack) -> EnvList:
 
 
 def queue_env(stack: RetentionStack) -> EnvList:
-    """Return the stream, consumer group and dead-letter stream names."""
-    stream = queue_stream(stack)
-    return [
-        _value(contract.ENV_QUEUE_STREAM, stream),
-        _value(contract.ENV_QUEUE_GROUP, stack.spec.workers.queue.group),
-        _value(contract.ENV_DEADLETTER_STREAM, contract.deadletter_stream(stream)),
-    ]
+    """Return the names of the stack's queue, as its kind's library takes them.
+
+    A Redis Stream (the default kind) gets the stream, consumer group and dead-letter
+    stream; the other kinds get ``RETENTION_QUEUE_KIND`` and their own names.
+    """
+    queue = stack.spec.workers.queue
+    if queue.bullmq is not None:
+        names = [
+            _value(contract.ENV_QUEUE_NAME, queue.bullmq.name),
+            _value(contract.ENV_QUEUE_PREFIX, queue.bullmq.prefix),
+        ]
+    elif queue.rq is not None:
+        names = [
+            _value(contract.ENV_QUEUE_NAME, queue.rq.name),
+            _value(contract.ENV_QUEUE_PREFIX, queue.rq.prefix),
+            _value(contract.ENV_RQ_KEY_PREFIX, queue.rq.prefix),
+        ]
+    elif queue.celery is not None:
+        steps = ",".join(str(step) for step in queue.celery.priority_steps)
+        names = [
+            _value(contract.ENV_QUEUE_NAME, queue.celery.name),
+            _value(contract.ENV_QUEUE_PREFIX, queue.celery.key_prefix),
+            _value(contract.ENV_QUEUE_PRIORITY_STEPS, steps),
+        ]
+    elif queue.list is not None:
+        names = [_value(contract.ENV_QUEUE_KEY, queue.list.key)]
+        if queue.list.in_progress_key is not None:
+            names.append(_value(contract.ENV_QUEUE_IN_PROGRESS_KEY, queue.list.in_progress_key))
+    else:
+        stream = queue_stream(stack)
+        return [
+            _value(contract.ENV_QUEUE_STREAM, stream),
+            _value(contract.ENV_QUEUE_GROUP, queue.consumer_group),
+            _value(contract.ENV_DEADLETTER_STREAM, contract.deadletter_stream(stream)),
+        ]
+    return [_value(contract.ENV_QUEUE_KIND, queue.kind), *names]
 
 
 def _pool_url(stack: RetentionStack, service: str) -> str:
