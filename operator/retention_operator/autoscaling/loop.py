@@ -42,6 +42,7 @@ from retention_operator.autoscaling.components import API, WORKERS, Component, R
 from retention_operator.autoscaling.policy import is_paused
 from retention_operator.autoscaling.samples import ApiSample, Replicas, SignalHistory, WorkerSample
 from retention_operator.autoscaling.signals import (
+    LatencySource,
     QueueRef,
     RedisEndpoint,
     SignalReader,
@@ -256,7 +257,7 @@ class AutoscalingLoop:
         latency_of = self._latency_targets(stacks)
         queue_readings, latency_readings, deployments = await asyncio.gather(
             self._reader.read_queues(queues),
-            self._reader.read_latency(_group_by_url(latency_of)),
+            self._reader.read_latency(_group_by_source(latency_of)),
             self._deployments({memory.stack.namespace for memory in stacks}),
         )
         now = self._clock()
@@ -333,9 +334,9 @@ class AutoscalingLoop:
 
         await asyncio.gather(*(read(key) for key in stale))
 
-    def _latency_targets(self, stacks: list[_StackMemory]) -> dict[StackKey, str | None]:
+    def _latency_targets(self, stacks: list[_StackMemory]) -> dict[StackKey, LatencySource | None]:
         default = self._settings.prometheus_url
-        return {_key(m): targets.prometheus_url(m.stack, default=default) for m in stacks}
+        return {_key(m): targets.latency_source(m.stack, default=default) for m in stacks}
 
     async def _deployments(self, namespaces: set[str]) -> dict[tuple[str, str], Manifest]:
         """The stacks' Deployments by (namespace, name), one list per namespace.
@@ -535,11 +536,13 @@ def _key(memory: _StackMemory) -> StackKey:
     return (memory.stack.namespace, memory.stack.name)
 
 
-def _group_by_url(latency_of: Mapping[StackKey, str | None]) -> dict[str, list[StackKey]]:
-    grouped: dict[str, list[StackKey]] = defaultdict(list)
-    for key, url in latency_of.items():
-        if url is not None:
-            grouped[url].append(key)
+def _group_by_source(
+    latency_of: Mapping[StackKey, LatencySource | None],
+) -> dict[LatencySource, list[StackKey]]:
+    grouped: dict[LatencySource, list[StackKey]] = defaultdict(list)
+    for key, source in latency_of.items():
+        if source is not None:
+            grouped[source].append(key)
     return grouped
 
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import TypedDict
 
 from retention_operator.autoscaling.config import ApiPolicyConfig, ScaleUpLimit, WorkerPolicyConfig
-from retention_operator.autoscaling.signals import QueueRef, RedisEndpoint
+from retention_operator.autoscaling.promql import HistogramSeries, LatencyQuery, StackQuery, render
+from retention_operator.autoscaling.queues import (
+    BullMQQueue,
+    CeleryQueue,
+    ListQueue,
+    RQQueue,
+    StreamQueue,
+)
+from retention_operator.autoscaling.signals import AnyQueue, LatencySource, QueueRef, RedisEndpoint
 from retention_operator.builders import naming
 from retention_operator.builders.env import queue_stream
 from retention_operator.model import (
@@ -71,13 +79,24 @@ def _scaling(auto: ApiAutoscaling | WorkersAutoscaling, *, low: int, high: int) 
 
 
 def queue_ref(stack: RetentionStack) -> QueueRef:
-    """The stack's job stream and consumer group, named as the workers see them."""
-    return QueueRef(
-        namespace=stack.namespace,
-        stack=stack.name,
-        stream=queue_stream(stack),
-        group=stack.spec.workers.queue.consumer_group,
-    )
+    """The stack's queue, with the source that reads its kind, named as the workers see it."""
+    return QueueRef(namespace=stack.namespace, stack=stack.name, source=queue_source(stack))
+
+
+def queue_source(stack: RetentionStack) -> AnyQueue:
+    """The reads of ``spec.workers.queue``: the block that is set, else a Redis Stream."""
+    queue = stack.spec.workers.queue
+    if queue.bullmq is not None:
+        return BullMQQueue(name=queue.bullmq.name, prefix=queue.bullmq.prefix)
+    if queue.rq is not None:
+        return RQQueue(name=queue.rq.name, prefix=queue.rq.prefix)
+    if queue.celery is not None:
+        celery = queue.celery
+        steps = tuple(celery.priority_steps)
+        return CeleryQueue(name=celery.name, key_prefix=celery.key_prefix, priority_steps=steps)
+    if queue.list is not None:
+        return ListQueue(key=queue.list.key, in_progress_key=queue.list.in_progress_key)
+    return StreamQueue(stream=queue_stream(stack), group=queue.consumer_group)
 
 
 def password_ref(stack: RetentionStack) -> KeySelector | None:
@@ -104,3 +123,31 @@ def redis_endpoint(stack: RetentionStack, *, password: str | None) -> RedisEndpo
 def prometheus_url(stack: RetentionStack, *, default: str | None) -> str | None:
     """The Prometheus that scrapes the stack's API: the spec's, else ``default`` (may be None)."""
     return stack.spec.api.autoscaling.prometheus_url or default
+
+
+def latency_source(stack: RetentionStack, *, default: str | None) -> LatencySource | None:
+    """Where and how the stack's API latency is read; None without a Prometheus."""
+    url = prometheus_url(stack, default=default)
+    return None if url is None else LatencySource(url=url, query=latency_query(stack))
+
+
+def latency_query(stack: RetentionStack) -> LatencyQuery:
+    """``spec.api.autoscaling.latency`` as a query: its templates rendered for the stack,
+    or the histogram and the way its series are selected (shared with other stacks)."""
+    latency = stack.spec.api.autoscaling.latency
+    if latency.query is not None:
+        names = {"namespace": stack.namespace, "name": stack.name}
+        return StackQuery(
+            namespace=stack.namespace,
+            name=stack.name,
+            p95_seconds=render(latency.query.p95_seconds, **names),
+            requests_per_second=render(latency.query.requests_per_second, **names),
+        )
+    return HistogramSeries(
+        histogram=latency.histogram,
+        series_by=latency.series_by,
+        namespace_label=latency.namespace_label,
+        stack_label=latency.stack_label,
+        pod_label=latency.pod_label,
+        matchers=latency.matchers,
+    )

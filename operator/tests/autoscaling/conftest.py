@@ -231,3 +231,30 @@ def clock() -> Clock:
 @pytest.fixture
 def reader(clock: Clock) -> FakeReader:
     return FakeReader(clock)
+
+
+class QueueReader:
+    """The real reader over real Redis for the queue-kind tests: each call is one read
+    of one endpoint, and asserts that it took one round trip."""
+
+    def __init__(self) -> None:
+        from retention_operator.autoscaling.signals import SignalReader
+
+        self.reader = SignalReader(timeout=5.0)
+
+    async def __call__(self, endpoint: Any, *refs: Any) -> dict[Any, Any]:
+        from retention_operator import telemetry
+
+        counter = telemetry.AUTOSCALER_QUERIES.labels(source="redis")
+        before = counter._value.get()
+        readings = await self.reader.read_queues({endpoint: list(refs)})
+        assert counter._value.get() - before == 1, "one round trip per endpoint"
+        return readings
+
+
+@pytest.fixture
+async def read_queue() -> Any:
+    """``await read_queue(endpoint, *refs)`` -> {ref: reading}, one round trip each call."""
+    reader = QueueReader()
+    yield reader
+    await reader.reader.close()

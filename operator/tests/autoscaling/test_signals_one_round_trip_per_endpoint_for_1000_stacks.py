@@ -1,5 +1,8 @@
 """A tick over 1,000 stacks sends one PromQL query and one Redis round trip, no more.
 
+The stacks' queues are of every kind (one in five each: a Redis Stream, BullMQ, RQ,
+Celery, a plain list), all on one Redis: still one pipeline.
+
 Real Prometheus and Redis from the harness; the API server is the in-memory
 fake (conftest.py), so the tick's CPU time is the loop's own. The count is
 taken three ways: the operator's ``retention_autoscaler_queries_total``,
@@ -33,6 +36,14 @@ pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
 STACKS = 1000
 NAMESPACES = 20
+# Stack n's queue: KINDS[n % 5]; multiples of 100 are streams (the ones with entries).
+KINDS: tuple[dict[str, Any], ...] = (
+    {},
+    {"bullmq": {"name": "mail"}},
+    {"rq": {}},
+    {"celery": {}},
+    {"list": {"key": "jobs", "inProgressKey": "jobs:busy"}},
+)
 EXPORTED = {("ns0", "s0"): 0.05, ("ns1", "s1"): 0.4}  # (namespace, stack) -> request seconds
 _QUERY_LINE = re.compile(
     r'^prometheus_http_requests_total\{code="200",handler="/api/v1/query"\} ([0-9.e+]+)$'
@@ -87,10 +98,10 @@ def _redis_counts(conn: Any) -> tuple[int, int, int, int]:
     stats = conn.info("commandstats")
     calls = {
         name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
-        for name in ("xinfo|stream", "xinfo|groups", "eval")
+        for name in ("xinfo|stream", "xinfo|groups", "eval", "llen")
     }
     connections = int(conn.info("stats")["total_connections_received"])
-    return calls["xinfo|stream"], calls["xinfo|groups"], calls["eval"], connections
+    return calls["xinfo|stream"], calls["eval"], calls["llen"], connections
 
 
 def _wait_for_latency(prometheus: Any) -> None:
@@ -117,7 +128,13 @@ async def test_one_query_and_one_round_trip_per_endpoint(
     settings = Settings(prometheus_url=prometheus.url, tick_seconds=5.0)
     loop = AutoscalingLoop(kube=kube, settings=settings, reader=SignalReader(timeout=5.0))
     for n in range(STACKS):
-        body = make_stack(f"s{n}", namespace=f"ns{n % NAMESPACES}", redis_url=redis_db.url)
+        queue = KINDS[n % len(KINDS)]
+        body = make_stack(
+            f"s{n}",
+            namespace=f"ns{n % NAMESPACES}",
+            redis_url=redis_db.url,
+            workers={"queue": queue},
+        )
         kube.add_stack(body)
         loop.track(body)
 
@@ -149,17 +166,20 @@ async def test_one_query_and_one_round_trip_per_endpoint(
         assert after[0] - before[0] == 1, "operator-side PromQL queries"
         assert after[1] - before[1] == 1, "operator-side Redis round trips"
         assert after[2] - before[2] == 1, "queries Prometheus served"
-        streams, groups, scripts, connections = (
+        streams, scripts, lengths, connections = (
             a - b for a, b in zip(after[3], before[3], strict=True)
         )
-        # The INFO calls of this test are not XINFO. Each stack costs three commands in one
-        # pipeline; the oldest-waiting-entry script runs XINFO GROUPS again inside Redis,
-        # for the streams that exist (one stack in a hundred has one).
-        assert (streams, groups, scripts) == (STACKS, STACKS + STACKS // 100, STACKS)
+        kind = STACKS // len(KINDS)
+        # The INFO calls of this test are not XINFO. A stream costs XINFO STREAM, XINFO
+        # GROUPS and a script; BullMQ, RQ and Celery a script each (whose LLENs Redis counts
+        # too: 3 + 2 + 4 for the empty queues); a list two LLENs.
+        assert (streams, scripts) == (kind, 4 * kind)
+        assert lengths == kind * (3 + 2 + 4 + 2)
         assert connections <= 1  # the loop's client connects once and keeps its connection
         print(
             f"\ntick over {STACKS} stacks: prometheus queries={after[2] - before[2]:.0f}, "
-            f"redis pipelines={after[1] - before[1]:.0f} ({streams * 3} commands), "
+            f"redis pipelines={after[1] - before[1]:.0f} "
+            f"({streams * 3 + 4 * kind + 2 * kind} commands), "
             f"wall={report.seconds * 1000:.0f} ms, cpu={cpu * 1000:.0f} ms, "
             f"replica writes={report.replica_writes}, status writes={report.status_writes}"
         )
@@ -169,5 +189,8 @@ async def test_one_query_and_one_round_trip_per_endpoint(
     assert "p95Milliseconds" not in status[("ns2", "s2")]["autoscaling"]["api"]
     assert status[("ns0", "s100")]["backlog"] == 100 % 7 + 1
     assert status[("ns2", "s2")]["backlog"] == 0
+    for n in range(1, len(KINDS)):  # every kind read its empty queue without an error
+        workers = status[(f"ns{n}", f"s{n}")]["autoscaling"]["workers"]
+        assert workers["backlog"] == 0 and workers["lastDecision"] != "Fallback", workers
     assert status[("ns0", "s100")]["autoscaling"]["workers"]["queueWaitSeconds"] >= 0
     assert status[("ns2", "s2")]["autoscaling"]["workers"]["queueWaitSeconds"] == 0

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from redis.exceptions import ResponseError
 
-from retention_operator.autoscaling.signals import (
-    STREAM_READS,
-    QueueRef,
-    latency_query,
-    parse_latency,
-    parse_oldest_waiting,
-    parse_queue,
-)
+from retention_operator.autoscaling.promql import latency_query, parse_latency
+from retention_operator.autoscaling.queues import StreamQueue, parse_oldest_waiting, parse_queue
 
 STREAM = {"length": 7, "entries-added": 12}
 
@@ -78,10 +72,11 @@ def test_latency_reads_p95_in_milliseconds_rate_and_data_time() -> None:
 
 def test_the_query_groups_every_stack_by_namespace_and_stack() -> None:
     query = latency_query()
+    selector = 'retention_api_request_duration_seconds_count{namespace!="", stack!=""}'
     assert query.count(" or ") == 3
-    assert "irate(retention_api_request_duration_seconds_count[1m])" in query
+    assert f"irate({selector}[1m])" in query
     assert "histogram_quantile(0.95, sum by (namespace, stack, le)" in query
-    rps = "sum by (namespace, stack) (rate(retention_api_request_duration_seconds_count[1m]))"
+    rps = f"sum by (namespace, stack) (rate({selector}[1m]))"
     assert f'label_replace({rps}, "signal", "rps", "", "")' in query
 
 
@@ -105,11 +100,11 @@ def test_an_unreadable_oldest_entry_is_missing_not_zero() -> None:
 
 
 def test_each_queue_parses_its_own_answers_in_order() -> None:
-    ref = QueueRef(namespace="ns", stack="s", stream="{ns/s}:jobs", group="workers")
+    source = StreamQueue(stream="{ns/s}:jobs", group="workers")
     groups = [{"name": "workers", "lag": 5, "pending": 2, "entries-read": 7}]
     answers = (STREAM, groups, ["1800000008000-0", "1800000010", "0"])
-    assert len(answers) == STREAM_READS.count
-    reading = STREAM_READS.parse(answers, ref, at=1.0)
+    assert len(answers) == source.count
+    reading = source.parse(answers, at=1.0)
     assert (reading.backlog, reading.queue_wait_seconds) == (7, 2.0)
-    failed = STREAM_READS.parse((ResponseError("NOAUTH"),) * 3, ref, at=1.0)
+    failed = source.parse((ResponseError("NOAUTH"),) * 3, at=1.0)
     assert failed.error is not None and failed.queue_wait_seconds is None

@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 
 from retention_operator import telemetry
+from retention_operator.autoscaling.queues import StreamQueue
 from retention_operator.autoscaling.signals import QueueRef, RedisEndpoint, SignalReader
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
 
 def _ref(name: str) -> QueueRef:
-    return QueueRef(namespace="shop", stack=name, stream=f"{{shop/{name}}}:jobs", group="workers")
+    source = StreamQueue(stream=f"{{shop/{name}}}:jobs", group="workers")
+    return QueueRef(namespace="shop", stack=name, source=source)
 
 
 def _queries() -> float:
@@ -30,13 +32,13 @@ def _queries() -> float:
 def _fill(conn: Any, ref: QueueRef, *, delivered: int) -> list[str]:
     """Three entries 0.3 s apart, a group, and ``delivered`` of them read by a worker;
     returns the entries' IDs."""
-    conn.xgroup_create(ref.stream, ref.group, id="0", mkstream=True)
+    conn.xgroup_create(ref.source.stream, ref.source.group, id="0", mkstream=True)
     ids = []
     for n in range(3):
-        ids.append(conn.xadd(ref.stream, {"job": str(n)}))
+        ids.append(conn.xadd(ref.source.stream, {"job": str(n)}))
         time.sleep(0.3)
     if delivered:
-        conn.xreadgroup(ref.group, "w1", {ref.stream: ">"}, count=delivered)
+        conn.xreadgroup(ref.source.group, "w1", {ref.source.stream: ">"}, count=delivered)
     return ids
 
 
@@ -79,7 +81,7 @@ async def test_the_oldest_undelivered_entry_dates_the_wait(redis_db: Any) -> Non
 async def test_a_stream_without_the_group_waits_since_its_first_entry(redis_db: Any) -> None:
     ref = _ref("nogroup")
     with redis_db.client() as conn:
-        conn.xadd(ref.stream, {"job": "1"})
+        conn.xadd(ref.source.stream, {"job": "1"})
         await asyncio.sleep(0.5)
     (reading,) = (await _read(RedisEndpoint(url=redis_db.url), [ref])).values()
     assert reading.backlog == 1
@@ -89,8 +91,8 @@ async def test_a_stream_without_the_group_waits_since_its_first_entry(redis_db: 
 async def test_ids_chosen_by_the_application_give_no_wait(redis_db: Any) -> None:
     ref = _ref("custom")
     with redis_db.client() as conn:
-        conn.xadd(ref.stream, {"job": "1"}, id="1-1")
-        conn.xgroup_create(ref.stream, ref.group, id="0")
+        conn.xadd(ref.source.stream, {"job": "1"}, id="1-1")
+        conn.xgroup_create(ref.source.stream, ref.source.group, id="0")
     (reading,) = (await _read(RedisEndpoint(url=redis_db.url), [ref])).values()
     assert reading.backlog == 1
     assert reading.queue_wait_seconds is None
@@ -100,9 +102,9 @@ async def test_a_cluster_reads_the_wait_of_streams_on_every_node(redis_cluster: 
     refs = [_ref(f"c{n}") for n in range(6)]
     with redis_cluster.client() as conn:
         for ref in refs:
-            conn.delete(ref.stream)
-            conn.xgroup_create(ref.stream, ref.group, id="0", mkstream=True)
-            conn.xadd(ref.stream, {"job": "1"})
+            conn.delete(ref.source.stream)
+            conn.xgroup_create(ref.source.stream, ref.source.group, id="0", mkstream=True)
+            conn.xadd(ref.source.stream, {"job": "1"})
         await asyncio.sleep(0.5)
     endpoint = RedisEndpoint(url=redis_cluster.url, cluster=True)
     readings = await _read(endpoint, refs)
