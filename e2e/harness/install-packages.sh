@@ -7,14 +7,16 @@ set -euo pipefail
 # Servers the services tier starts, then what the real node and the image builds
 # need: containerd and runc (the runtime), the CNI plugins, iptables and conntrack
 # (kube-proxy), buildah and debootstrap (images without a Docker engine), and a
-# static libc for the pause image.
+# static libc for the pause image; Node.js for the BullMQ example and its tests (any
+# nodejs package: Debian's 18 runs them, as does NodeSource's 20, which bundles npm).
 want=(redis-server redis-tools postgresql pgbouncer prometheus openssl
       containerd runc containernetworking-plugins iptables conntrack buildah debootstrap
-      libc6-dev gcc)
+      libc6-dev gcc nodejs)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "packages: all present (${want[*]})"
   exit 0

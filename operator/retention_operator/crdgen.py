@@ -70,7 +70,7 @@ PRINTER_COLUMNS: list[JsonDict] = [
         "name": "Backlog",
         "type": "integer",
         "jsonPath": ".status.backlog",
-        "description": "Last queue backlog (consumer-group lag + pending).",
+        "description": "Last queue backlog (jobs waiting plus jobs in progress).",
     },
     {
         "name": "Reason",
