@@ -38,6 +38,10 @@ install: $(STAMP) ## Create .venv from uv.lock: the project (editable), both sid
 lock: | $(UV) ## Re-resolve uv.lock after a change of pyproject.toml's dependencies.
 	$(UV) lock
 
+.PHONY: example-requirements
+example-requirements: | $(UV) ## Export examples/rq/requirements.txt (pinned, hashed) from uv.lock.
+	$(UV) export -q --frozen --no-emit-project --no-header --extra example-rq -o examples/rq/requirements.txt
+
 .PHONY: packages
 packages: ## Install the Debian packages the tests run (redis, postgresql, pgbouncer, prometheus, ...) when missing.
 	@bash e2e/harness/install-packages.sh
@@ -127,6 +131,10 @@ monitoring-test: install packages tools gitops-tools ## Build Prometheus Operato
 .PHONY: images
 images: install packages ## Build the images (base, pause, operator, workloads, redis, pgbouncer, coredns, local-path-provisioner) with buildah, cached by their inputs; last line IMAGES=<json>.
 	@$(PY) -m harness images
+
+.PHONY: example-images
+example-images: install packages ## Build the examples' images (Hono + BullMQ, RQ) with buildah on the project's base; last line is IMAGES=<json>.
+	@$(PY) -m harness images --only example-bullmq,example-rq
 
 .PHONY: test-node
 test-node: install packages tools images ## Tests on containerd with the built images, and on the real node.

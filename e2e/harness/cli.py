@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         "images", help="build the images (cached by their inputs); last line is IMAGES=<json>"
     )
     cmd.add_argument(
-        "--only", default="", help=f"comma-separated subset of {','.join(images.NAMES)}"
+        "--only",
+        default="",
+        help=f"comma-separated subset of {','.join((*images.NAMES, *images.EXAMPLES))}",
     )
     cmd.set_defaults(func=_images)
     args = parser.parse_args(argv)

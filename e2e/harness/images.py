@@ -52,6 +52,9 @@ NAMES = (
     "coredns",
     "local-path-provisioner",
 )
+# Images of examples/, built on request only (``make example-images``): no test of
+# ``make test`` runs them.
+EXAMPLES = ("example-bullmq", "example-rq")
 HASH_PREFIX = 12
 # The release these machines run; base images are built from it.
 DEBIAN_RELEASE = "bookworm"
@@ -62,7 +65,7 @@ PAUSE_CFLAGS = ("-static", "-O2", "-s", "-Wall", "-Wextra", "-Werror")
 # worktrees and branches of one machine share the cache.
 KEEP_OLD_ARCHIVES = 5
 
-__all__ = ["NAMES", "BuildError", "BuiltImage", "build", "cache_dir", "import_into"]
+__all__ = ["EXAMPLES", "NAMES", "BuildError", "BuiltImage", "build", "cache_dir", "import_into"]
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,20 @@ def _specs() -> dict[str, _Spec]:
         # The real node's add-ons (harness.node.addons), from the node's binaries.
         "coredns": _node_binary_spec("coredns"),
         "local-path-provisioner": _node_binary_spec("local-path-provisioner"),
+        "example-bullmq": _Spec(
+            name="example-bullmq",
+            dockerfile=REPO / "examples" / "bullmq" / "Dockerfile",
+            context=REPO / "examples" / "bullmq",
+            base="base",
+            host_ca=True,
+        ),
+        "example-rq": _Spec(
+            name="example-rq",
+            dockerfile=REPO / "examples" / "rq" / "Dockerfile",
+            context=REPO / "examples" / "rq",
+            base="base",
+            host_ca=True,
+        ),
     }
 
 
@@ -276,12 +293,13 @@ def _closure(names: Iterable[str], specs: Mapping[str, _Spec]) -> list[str]:
     wanted: set[str] = set()
     for name in names:
         if name not in specs:
-            raise ValueError(f"unknown image {name!r}; the images are {', '.join(NAMES)}")
+            known = ", ".join((*NAMES, *EXAMPLES))
+            raise ValueError(f"unknown image {name!r}; the images are {known}")
         current: str | None = name
         while current is not None and current not in wanted:
             wanted.add(current)
             current = specs[current].base
-    return [n for n in NAMES if n in wanted]
+    return [n for n in (*NAMES, *EXAMPLES) if n in wanted]
 
 
 def spec_hash(spec: _Spec, *, base_hash: str | None, tool_version: str) -> str:

@@ -4,12 +4,14 @@ latency selects a histogram's series; the model refuses what the CEL rules refus
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from retention_operator.model import RetentionStackSpec
+from retention_operator.model import RetentionStack, RetentionStackSpec
 
 EXTERNAL = {"external": {"url": "redis://r:6379"}}
 CLUSTER = {"external": {"url": "redis://r:6379", "cluster": True}}
@@ -131,3 +133,15 @@ def test_latency_selects_any_histogram_by_the_labels_prometheus_attaches() -> No
 )
 def test_latency_refuses_what_is_not_promql_names(latency: dict[str, Any], field: str) -> None:
     assert field in _refused(queue={}, **latency)
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*/stack.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_each_example_has_a_stack_of_its_queue_kind(path: Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    body["metadata"].setdefault("namespace", "default")
+    stack = RetentionStack.model_validate(body)
+    assert stack.spec.workers.queue.kind == path.parent.name
+    assert stack.spec.api.autoscaling.latency.series_by == "podName"

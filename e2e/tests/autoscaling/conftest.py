@@ -7,13 +7,18 @@ so exactly one operator decides replicas.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from kubernetes import client
 
 from harness.api_exporter import ApiExporter
+from harness.controlplane import ControlPlane
 from harness.operator import OperatorProcess
 from harness.services import PrometheusServer
+from harness.stacks import get_stack, replicas, wait_for
 
 TICK_SECONDS = 1.0
 
@@ -46,3 +51,37 @@ def api_exporter(
     yield make
     for exporter in made:
         exporter.close()
+
+
+def scaled_out_within_two_ticks(
+    apps: Any, namespace: str, deployment: str, *, since: float
+) -> float:
+    """Wait until ``deployment`` has more than one replica, at most two ticks after the
+    monotonic time ``since`` (plus the tick in progress and the API server's round trips);
+    return the seconds it took."""
+    wait_for(
+        lambda: replicas(apps, namespace, deployment) > 1,
+        timeout=(time.monotonic() - since) + 3 * TICK_SECONDS + 2,
+        interval=0.1,
+        what=f"{deployment} scaled out within two ticks",
+    )
+    return time.monotonic() - since
+
+
+def backlog_shown(control_plane: ControlPlane, api_client: Any, namespace: str, name: str,
+                  expected: int) -> None:  # fmt: skip
+    """Wait until ``status.backlog`` is ``expected`` and ``kubectl get rstack`` shows it.
+
+    A scale writes status at once; a backlog that only changed after it is written
+    within the loop's refresh period (30 s), hence the wait.
+    """
+    custom = client.CustomObjectsApi(api_client)
+    wait_for(
+        lambda: (get_stack(custom, namespace, name).get("status") or {}).get("backlog") == expected,
+        timeout=40,
+        what=f"status.backlog of {name} = {expected}",
+    )
+    shown = control_plane.kubectl(
+        "get", "rstack", name, "-n", namespace, "-o", "custom-columns=BACKLOG:.status.backlog"
+    )
+    assert shown.split() == ["BACKLOG", str(expected)]

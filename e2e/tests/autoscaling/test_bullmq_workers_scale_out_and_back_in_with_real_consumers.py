@@ -36,7 +36,7 @@ from harness.stacks import (
     wait_for,
 )
 
-from .conftest import TICK_SECONDS
+from .conftest import TICK_SECONDS, backlog_shown, scaled_out_within_two_ticks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -95,36 +95,20 @@ def test_bullmq_backlog_scales_workers_out_and_real_consumers_bring_them_back(
         with httpx.Client(base_url=url, timeout=10) as http:
             for n in range(JOBS):
                 assert http.post("/v1/messages", json={"n": n}).status_code == 202
-        wait_for(
-            lambda: replicas(apps, namespace, "mail-workers") > 1,
-            # Two ticks after the last job, plus the tick in progress and the round trips.
-            timeout=(time.monotonic() - pushed) + 3 * TICK_SECONDS + 2,
-            interval=0.1,
-            what="workers scaled out within two ticks",
-        )
-        raised = time.monotonic() - pushed
+        raised = scaled_out_within_two_ticks(apps, namespace, "mail-workers", since=pushed)
         counts = driver("counts")["counts"]
         reported = counts["waiting"] + counts["prioritized"] + counts["active"]
         assert reported == JOBS
-        wait_for(
-            lambda: (
-                (get_stack(custom, namespace, "mail").get("status") or {}).get("backlog")
-                == reported
-            ),
-            # A scale writes status at once; a backlog that only grew after it is written
-            # within the loop's refresh period (30 s).
-            timeout=40,
-            what="status.backlog = getJobCounts",
-        )
-        shown = control_plane.kubectl(
-            "get", "rstack", "mail", "-n", namespace, "-o", "custom-columns=BACKLOG:.status.backlog"
-        )
-        assert shown.split() == ["BACKLOG", str(JOBS)]
+        backlog_shown(control_plane, api_client, namespace, "mail", reported)
         scaled = replicas(apps, namespace, "mail-workers")
 
         def start(n: int) -> Proc:
+            own = {
+                "RETENTION_METRICS_PORT": str(free_port()),
+                "RETENTION_BIND_ADDRESS": "127.0.0.1",
+            }
             return node_apps.BULLMQ_EXAMPLE.start(
-                "src/worker.js", run_dir=tmp_path / f"worker-{n}", name="worker", env=env
+                "src/worker.js", run_dir=tmp_path / f"worker-{n}", name="worker", env=env | own
             )
 
         with ReplicaProcesses(apps, namespace=namespace, name="mail-workers", start=start) as run:

@@ -23,9 +23,9 @@ from harness.controlplane import ControlPlane
 from harness.drivers import rq_driver
 from harness.operator import OperatorProcess
 from harness.services import PostgresServer, RedisServer
-from harness.stacks import apply_ok, create_secret, get_stack, replicas, stack_manifest, wait_for
+from harness.stacks import apply_ok, create_secret, replicas, stack_manifest, wait_for
 
-from .conftest import TICK_SECONDS
+from .conftest import TICK_SECONDS, backlog_shown, scaled_out_within_two_ticks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -73,7 +73,6 @@ def test_a_filled_queue_scales_workers_out_within_two_ticks(
     tmp_path: Path,
 ) -> None:
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
-    custom = client.CustomObjectsApi(api_client)
     create_secret(core, namespace, postgres.password)
     name = f"jobs-{namespace[-5:]}"
     workers: dict[str, Any] = {
@@ -89,21 +88,7 @@ def test_a_filled_queue_scales_workers_out_within_two_ticks(
 
     pushed = time.monotonic()
     reported = FILL[kind](redis_db, name, tmp_path)
-    wait_for(
-        lambda: replicas(apps, namespace, deployment) > 1,
-        timeout=(time.monotonic() - pushed) + 3 * TICK_SECONDS + 2,
-        interval=0.1,
-        what="workers scaled out within two ticks",
-    )
-    raised = time.monotonic() - pushed
+    raised = scaled_out_within_two_ticks(apps, namespace, deployment, since=pushed)
     assert reported() == JOBS
-    wait_for(
-        lambda: (get_stack(custom, namespace, kind).get("status") or {}).get("backlog") == JOBS,
-        timeout=40,  # a backlog that grew after the scale is written within the refresh
-        what=f"status.backlog = {kind}'s count",
-    )
-    shown = control_plane.kubectl(
-        "get", "rstack", kind, "-n", namespace, "-o", "custom-columns=BACKLOG:.status.backlog"
-    )
-    assert shown.split() == ["BACKLOG", str(JOBS)]
+    backlog_shown(control_plane, api_client, namespace, kind, JOBS)
     print(f"\n{kind}: scaled out {raised:.1f} s after the fill began")

@@ -35,6 +35,15 @@ from harness.buildah import mounts_under, unmount_all_under
 from retention_operator.model import RetentionStack
 
 NAMESPACE = "k8s.io"
+# A GET of 127.0.0.1:8080<argv[1]> from inside a Python image; prints "<status> <body>".
+PYTHON_GET = (
+    "import sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    r = urllib.request.urlopen('http://127.0.0.1:8080' + sys.argv[1], timeout=5)\n"
+    "    print(r.status, r.read().decode())\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    print(e.code, e.read().decode())\n"
+)
 SHIM_SOCKETS = Path("/run/containerd/s")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 TMPFS_SIZE = "6g"

@@ -14,20 +14,13 @@ import pytest
 
 from harness.images import BuiltImage
 
-pytestmark = [pytest.mark.node, pytest.mark.timeout(180)]
+from .conftest import PYTHON_GET
 
-_GET = (
-    "import sys, urllib.request, urllib.error\n"
-    "try:\n"
-    "    r = urllib.request.urlopen('http://127.0.0.1:8080' + sys.argv[1], timeout=5)\n"
-    "    print(r.status, r.read().decode())\n"
-    "except urllib.error.HTTPError as e:\n"
-    "    print(e.code, e.read().decode())\n"
-)
+pytestmark = [pytest.mark.node, pytest.mark.timeout(180)]
 
 
 def _get(containerd, container, path: str) -> tuple[int, str]:
-    probe = containerd.exec(container, ["python", "-c", _GET, path])
+    probe = containerd.exec(container, ["python", "-c", PYTHON_GET, path])
     assert probe.returncode == 0, probe.stdout + probe.stderr
     code, _, body = probe.stdout.strip().partition(" ")
     return int(code), body

@@ -29,14 +29,11 @@ app.use('*', async (c, next) => {
   end({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
 });
 app.get('/healthz', (c) => c.text('ok'));
-app.get('/readyz', async (c) => {
-  try {
-    await conn.ping();
-    return c.text('ready');
-  } catch {
-    return c.text('redis unreachable', 503);
-  }
-});
+// Ready only while connected: BullMQ's connection queues commands while it reconnects,
+// so a PING would wait instead of failing.
+app.get('/readyz', (c) =>
+  conn.status === 'ready' ? c.text('ready') : c.text('redis unreachable', 503),
+);
 app.get('/metrics', async (c) =>
   c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType }),
 );

@@ -10,6 +10,7 @@ export function settings(env = process.env) {
     queueName: env.RETENTION_QUEUE_NAME ?? 'messages',
     queuePrefix: env.RETENTION_QUEUE_PREFIX ?? 'bull',
     httpPort: Number(env.RETENTION_HTTP_PORT ?? 8080),
+    metricsPort: Number(env.RETENTION_METRICS_PORT ?? 9090),
     bindAddress: env.RETENTION_BIND_ADDRESS ?? '0.0.0.0',
     concurrency: Number(env.RETENTION_WORKER_CONCURRENCY ?? 4),
     jobMs: Number(env.EXAMPLE_JOB_MS ?? 50),

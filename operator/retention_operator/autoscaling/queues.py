@@ -130,12 +130,25 @@ def _age(now_ms: float, since_ms: float | None) -> float:
     return 0.0 if since_ms is None else max(now_ms - since_ms, 0.0) / 1000
 
 
-def _counts(reply: object, size: int) -> list[int] | None:
-    """A script's reply of ``size`` integers after the two TIME fields, or None."""
+@dataclass(frozen=True, slots=True)
+class _TimedReply:
+    """A script's reply: the server's time, ``size`` counts, then what follows them."""
+
+    now_ms: float | None
+    counts: list[int]
+    rest: Sequence[object]
+
+
+def _timed_reply(reply: object, size: int) -> _TimedReply | None:
+    """Split a reply of TIME's two fields, ``size`` integers and the rest; None if it is an
+    error or of another shape."""
     if not isinstance(reply, list | tuple) or len(reply) < size + 2:
         return None
     values = [_int_or_none(v) for v in reply[2 : size + 2]]
-    return None if any(v is None for v in values) else [int(v or 0) for v in values]
+    if any(v is None for v in values):
+        return None
+    counts = [int(v or 0) for v in values]
+    return _TimedReply(_server_ms(reply[0], reply[1]), counts, reply[size + 2 :])
 
 
 def _reading(
@@ -341,20 +354,18 @@ class BullMQQueue:
 
     def parse(self, answers: Sequence[object], *, at: float) -> QueueReading:
         (reply,) = answers
-        counts = _counts(reply, 8)
-        if isinstance(reply, Exception) or counts is None:
+        timed = _timed_reply(reply, 8)
+        if timed is None:
             return QueueReading(at=at, error=f"reading BullMQ queue {self.name!r} failed: {reply}")
-        assert isinstance(reply, list | tuple)
-        wait, paused, prioritized, due, delayed, active, children, added = counts
-        now_ms = _server_ms(reply[0], reply[1])
-        since = _int_or_none(reply[10]) if len(reply) > 10 else None
+        wait, paused, prioritized, due, delayed, active, children, added = timed.counts
+        since = _int_or_none(timed.rest[0]) if timed.rest else None
         waiting = wait + paused + prioritized + due
         in_queue = wait + paused + prioritized + delayed + active + children
         return _reading(
             at=at,
             waiting=waiting,
             in_progress=active,
-            wait_s=None if now_ms is None else _age(now_ms, since),
+            wait_s=None if timed.now_ms is None else _age(timed.now_ms, since),
             arrivals_total=added,
             completed_total=max(added - in_queue, 0),
         )
@@ -429,21 +440,20 @@ class RQQueue:
 
     def parse(self, answers: Sequence[object], *, at: float) -> QueueReading:
         (reply,) = answers
-        counts = _counts(reply, 4)
-        if isinstance(reply, Exception) or counts is None:
+        timed = _timed_reply(reply, 4)
+        if timed is None:
             return QueueReading(at=at, error=f"reading RQ queue {self.name!r} failed: {reply}")
-        assert isinstance(reply, list | tuple)
-        queued, moving, started, due = counts
-        now_ms = _server_ms(reply[0], reply[1])
-        candidates = [_rq_time_ms(reply[6]) if len(reply) > 6 else None]
-        if len(reply) > 7 and (first_due := _number(reply[7])) is not None:
-            candidates.append(first_due * 1000.0)
+        queued, moving, started, due = timed.counts
+        enqueued, first_due = (*timed.rest, None, None)[:2]
+        candidates = [_rq_time_ms(enqueued)]
+        if (due_s := _number(first_due)) is not None:
+            candidates.append(due_s * 1000.0)
         since = min((c for c in candidates if c is not None), default=None)
         return _reading(
             at=at,
             waiting=queued + due,
             in_progress=started + moving,
-            wait_s=None if now_ms is None else _age(now_ms, since),
+            wait_s=None if timed.now_ms is None else _age(timed.now_ms, since),
         )
 
 
