@@ -124,8 +124,13 @@ def test_bullmq_backlog_scales_workers_out_and_real_consumers_bring_them_back(
         driver.close()
         api.stop()
     assert most >= scaled > 1
-    down = [e for e in events(core, namespace, reason="ScaledDown") if "workers" in e.message]
-    assert down and down[-1].message.startswith("Scaled the workers down")
+    # The loop posts the Event just after it writes the replicas: wait for it too.
+    down = wait_for(
+        lambda: [e for e in events(core, namespace, reason="ScaledDown") if "workers" in e.message],
+        timeout=10,
+        what="the workers' ScaledDown Event",
+    )
+    assert down[-1].message.startswith("Scaled the workers down")
     status = get_stack(custom, namespace, "mail")["status"]
     assert status["backlog"] == 0
     print(

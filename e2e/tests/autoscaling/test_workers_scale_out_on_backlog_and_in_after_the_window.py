@@ -110,7 +110,10 @@ def test_backlog_scales_workers_out_then_in_after_the_window(
         what="workers back to minReplicas after the window",
     )
     came_down = time.monotonic() - drained
-    down = events(core, namespace, reason="ScaledDown")
-    assert down and "Scaled the workers down" in down[-1].message
+    # The loop posts the Event just after it writes the replicas: wait for it too.
+    down = wait_for(
+        lambda: events(core, namespace, reason="ScaledDown"), timeout=10, what="ScaledDown"
+    )
+    assert "Scaled the workers down" in down[-1].message
     assert workers_status()["lastDecision"] in ("ScaleDown", "Hold")
     print(f"\nscaled out {raised:.1f} s after the push; back to 1 {came_down:.1f} s after drain")
