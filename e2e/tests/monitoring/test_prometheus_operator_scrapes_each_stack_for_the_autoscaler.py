@@ -44,7 +44,7 @@ from harness.prometheus_operator import (
 from harness.prometheus_server import PrometheusServer, start_prometheus
 from harness.services import PostgresServer, RedisServer
 from harness.stacks import apply_ok, create_secret, get_stack, is_ready, stack_manifest, wait_for
-from retention_operator.autoscaling.signals import latency_query, parse_latency
+from retention_operator.autoscaling.promql import latency_query, parse_latency
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prometheus_operator, pytest.mark.timeout(300)]
 
