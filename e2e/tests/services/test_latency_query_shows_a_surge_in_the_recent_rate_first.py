@@ -17,7 +17,7 @@ import retention_contract as contract
 from harness.procs import free_port
 from harness.services import PrometheusServer
 from retention_operator.autoscaling.api import steady_demand
-from retention_operator.autoscaling.signals import LatencyReading, SignalReader
+from retention_operator.autoscaling.signals import LatencyReading, LatencySource, SignalReader
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]
 
@@ -77,7 +77,7 @@ async def _run(
     while time.monotonic() - start < seconds:
         load.step(rps)
         if time.monotonic() >= next_read:
-            reading = (await read.read_latency({url: [key]})).get(key)
+            reading = (await read.read_latency({LatencySource(url=url): [key]})).get(key)
             next_read = time.monotonic() + READ_EVERY_S
             if until is not None and until(reading):
                 break
