@@ -138,7 +138,12 @@ example-images: install packages ## Build the examples' images (Hono + BullMQ, R
 
 .PHONY: test-node
 test-node: install packages tools images ## Tests on containerd with the built images, and on the real node.
-	$(PYTEST) -m node -q
+	$(PYTEST) -m "node and not autoscalers" -q
+
+.PHONY: autoscalers-test
+autoscalers-test: install packages tools images ## Build metrics-server (tens of minutes cold) and test it behind the aggregation layer on the real node.
+	@bash e2e/controlplane/build-autoscalers.sh metrics-server >/dev/null
+	$(PYTEST) -m autoscalers -q
 
 .PHONY: test
 test: install packages tools gitops-tools lint types unit test-services e2e images test-node ## Everything: install, lint, types, unit, services, e2e, images, node.

@@ -71,12 +71,21 @@ def build_binaries(group: str = "controlplane") -> Path:
     env_dir = os.environ.get("RETENTION_BIN_DIR")
     if env_dir and group == "controlplane":
         return Path(env_dir)
+    return run_build_script(BUILD_SCRIPT, group)
+
+
+def run_build_script(script: Path, *args: str) -> Path:
+    """Run one of ``e2e/controlplane``'s build scripts; return the folder its last line names.
+
+    Progress goes to stderr; the last line of stdout is ``BIN_DIR=<path>``.
+    Raises CalledProcessError if the build fails.
+    """
     out = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), group], check=True, stdout=subprocess.PIPE, text=True
+        ["bash", str(script), *args], check=True, stdout=subprocess.PIPE, text=True
     ).stdout
-    last = out.strip().splitlines()[-1]
+    last = out.strip().splitlines()[-1] if out.strip() else ""
     if not last.startswith("BIN_DIR="):
-        raise RuntimeError(f"build.sh printed no BIN_DIR line: {out!r}")
+        raise RuntimeError(f"{script.name} printed no BIN_DIR line: {out!r}")
     return Path(last.removeprefix("BIN_DIR="))
 
 
@@ -223,8 +232,16 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(path: Path, *, server: str, pki: pki_mod.Pki) -> None:
-    """Write a self-contained admin kubeconfig (certificates embedded)."""
+def write_kubeconfig(
+    path: Path,
+    *,
+    server: str,
+    pki: pki_mod.Pki,
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> None:
+    """Write a self-contained kubeconfig (certificates embedded): the admin's, or with
+    ``cert`` and ``key`` the user that client certificate names."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -241,8 +258,8 @@ def write_kubeconfig(path: Path, *, server: str, pki: pki_mod.Pki) -> None:
             {
                 "name": "retention-admin",
                 "user": {
-                    "client-certificate-data": _b64(pki.admin_cert),
-                    "client-key-data": _b64(pki.admin_key),
+                    "client-certificate-data": _b64(cert or pki.admin_cert),
+                    "client-key-data": _b64(key or pki.admin_key),
                 },
             }
         ],
@@ -333,6 +350,7 @@ def _start_apiserver(
     if net is not None:
         # The real node's serving certificate is signed by the local CA.
         argv.append(f"--kubelet-certificate-authority={pki.ca_cert}")
+        argv += _aggregation_flags(pki_mod.create_front_proxy(run_dir / "pki"))
     else:
         # A loopback address is not valid in Endpoints.
         argv.append("--endpoint-reconciler-type=none")
@@ -344,6 +362,28 @@ def _start_apiserver(
         proc=proc,
     )
     return proc, server
+
+
+def _aggregation_flags(proxy: pki_mod.FrontProxy) -> list[str]:
+    """The aggregation layer (APIServices such as metrics.k8s.io and external.metrics.k8s.io).
+
+    The API server proxies to an extension API server with the front-proxy client
+    certificate and says who the user is in the headers named here, which the
+    extension trusts only from that certificate. It dials the endpoint of the
+    APIService's Service itself: no kube-proxy runs on the API server's host (the
+    node's runs in the node's namespace), and a backend on the host itself, as
+    the benchmark's metrics servers are, has no pod to route a ClusterIP to.
+    """
+    return [
+        f"--requestheader-client-ca-file={proxy.ca_cert}",
+        f"--requestheader-allowed-names={pki_mod.FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={proxy.cert}",
+        f"--proxy-client-key-file={proxy.key}",
+        "--enable-aggregator-routing=true",
+    ]
 
 
 def _start_component(name: str, argv: list[str], run_dir: Path) -> Proc:

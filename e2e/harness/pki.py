@@ -197,6 +197,50 @@ def create_server_tls(directory: Path, *, hosts: list[str], ca_name: str) -> Ser
     return tls
 
 
+FRONT_PROXY_CLIENT = "front-proxy-client"
+"""Common name of the aggregation layer's proxy client certificate
+(``--requestheader-allowed-names``: the only name an extension API server believes)."""
+
+
+@dataclass(frozen=True)
+class FrontProxy:
+    """The aggregation layer's material: a CA of its own and the client certificate it signed,
+    with which kube-apiserver proxies requests to extension API servers."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def create_front_proxy(directory: Path) -> FrontProxy:
+    """Make the front-proxy CA and the API server's proxy client certificate in ``directory``.
+
+    A CA apart from the cluster's: extension API servers (metrics-server, KEDA's
+    metrics API server) trust the user names in request headers only from a
+    client certificate of this CA named :data:`FRONT_PROXY_CLIENT`, so no
+    ordinary client certificate of the cluster CA can claim to be another user.
+    Files: ``front-proxy-ca.crt``, ``front-proxy-client.crt``, ``front-proxy-client.key``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = _ca("retention-stack-front-proxy-ca")
+    client, client_key = _leaf(
+        ca_key=ca_key,
+        ca_name=ca_cert.subject,
+        subject=_name(FRONT_PROXY_CLIENT),
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+    )
+    proxy = FrontProxy(
+        ca_cert=directory / "front-proxy-ca.crt",
+        cert=directory / f"{FRONT_PROXY_CLIENT}.crt",
+        key=directory / f"{FRONT_PROXY_CLIENT}.key",
+    )
+    pem = serialization.Encoding.PEM
+    proxy.ca_cert.write_bytes(ca_cert.public_bytes(pem))
+    proxy.cert.write_bytes(client.public_bytes(pem))
+    _write_key(proxy.key, client_key)
+    return proxy
+
+
 @dataclass(frozen=True)
 class Leaf:
     """Paths of a certificate and its key signed by the local CA."""
