@@ -165,7 +165,10 @@ def decide_workers(
     if now - latest.at > config.stale_after_seconds:
         return missing(guards, replicas=replicas, state=state, what="fresh backlog")
     arrivals = counter_rate(history, _arrivals, window=RATE_WINDOW_SECONDS)
-    state = _forget_ended_surge(state, now=now, arrivals=arrivals)
+    throughput = state.capacity or config.jobs_per_worker_per_second
+    state = _forget_ended_surge(
+        state, now=now, arrivals=arrivals, throughput=throughput, config=config
+    )
     state = _learn_workers(
         state, history=history, now=now, replicas=replicas, arrivals=arrivals, config=config
     )
@@ -189,6 +192,22 @@ def decide_workers(
             budget_s=workers.SURGE_WAIT_SHARE * config.target_queue_wait_seconds,
         )
         up = min(up, enough * throughput)
+    seen = state.surges or surges.Surges()
+    coming = 0.0
+    due = surges.to_hold(seen, now=now) > 0
+    if due and not _queue_absorbs(seen, throughput=throughput, config=config):
+        # Surges the queue cannot take while workers start: workers for the next are kept
+        # or brought in before it comes, as for the API; as many as let the queue take the
+        # rest of a surge like the longest seen.
+        enough = workers.surge_workers(
+            arrival_rate=surges.typical_peak(seen),
+            backlog=0.0,
+            throughput=throughput,
+            remaining_s=surges.longest(seen),
+            budget_s=workers.SURGE_WAIT_SHARE * config.target_queue_wait_seconds,
+        )
+        coming = enough * throughput
+        up = max(up, coming)
 
     def scale_to_zero(count: int, current: int) -> int:
         """From zero, wake at the activation backlog; recommend zero while the queue is
@@ -217,13 +236,23 @@ def decide_workers(
         f"{up / throughput:.1f} workers at {throughput:.0f} jobs/s each to drain within "
         f"{drain:.0f} s"
     )
+    if coming > 0:
+        why += f"; the surges seen ask to keep {coming:.0f} jobs/s of workers for the next"
     return settle(guards, now=now, replicas=replicas, sizing=sizing, state=state, why=why)
 
 
-def _forget_ended_surge(state: PolicyState, *, now: float, arrivals: float | None) -> PolicyState:
-    """Follow surges of arrivals (:mod:`.surges`); when one has just ended, the scale-down
-    window forgets its arrivals: the queue absorbs the next surge until workers start,
-    so workers held for a surge that is over are only cost."""
+def _forget_ended_surge(
+    state: PolicyState,
+    *,
+    now: float,
+    arrivals: float | None,
+    throughput: float,
+    config: WorkerPolicyConfig,
+) -> PolicyState:
+    """Follow surges of arrivals (:mod:`.surges`); when one has just ended and the queue
+    can absorb the next like it until workers start (:func:`.workers.queue_absorbs`), the
+    scale-down window forgets its arrivals: workers held for a surge that is over are
+    then only cost."""
     if arrivals is None:
         return state
     before = state.surges or surges.Surges()
@@ -231,9 +260,22 @@ def _forget_ended_surge(state: PolicyState, *, now: float, arrivals: float | Non
     state = replace(state, surges=after)
     if not surges.just_ended(before, after) or after.base is None:
         return state
+    if not _queue_absorbs(after, throughput=throughput, config=config):
+        return state
     level = surges.END * after.base
     kept = tuple((at, value) for at, value in state.recommendations if value <= level)
     return replace(state, recommendations=kept or ((now, arrivals),))
+
+
+def _queue_absorbs(seen: surges.Surges, *, throughput: float, config: WorkerPolicyConfig) -> bool:
+    """:func:`.workers.queue_absorbs` for a surge like those ``seen``."""
+    return workers.queue_absorbs(
+        peak=surges.typical_peak(seen),
+        base=seen.base,
+        throughput=throughput,
+        min_replicas=config.min_replicas,
+        target_wait=config.target_queue_wait_seconds,
+    )
 
 
 def _track_ready(state: PolicyState, *, now: float, ready: int) -> PolicyState:

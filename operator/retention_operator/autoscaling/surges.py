@@ -81,7 +81,7 @@ def to_hold(surges: Surges, *, now: float) -> float:
     if surges.active is not None or not surges.seen:
         return 0.0
     last_start, _, last_end = surges.seen[-1]
-    peak = sorted(p for _, p, _ in surges.seen[-3:])[(len(surges.seen[-3:]) - 1) // 2]
+    peak = typical_peak(surges)
     starts = [start for start, _, _ in surges.seen]
     intervals = [b - a for a, b in pairwise(starts)]
     if not intervals:
@@ -93,13 +93,24 @@ def to_hold(surges: Surges, *, now: float) -> float:
     return peak if now >= earliest - LEAD_SECONDS else 0.0
 
 
+def typical_peak(surges: Surges) -> float:
+    """The peak demand of a surge like the last ones seen (the median of the last three);
+    0 before any."""
+    recent = sorted(p for _, p, _ in surges.seen[-3:])
+    return recent[(len(recent) - 1) // 2] if recent else 0.0
+
+
+def longest(surges: Surges) -> float:
+    """Seconds the longest surge seen lasted; 0 before any ended."""
+    return max((end - start for start, _, end in surges.seen), default=0.0)
+
+
 def remaining(surges: Surges, *, now: float) -> float | None:
     """Seconds the surge under way is expected to last still (by the longest seen), None
     when no surge is under way or none was seen to its end, or it outlasts them all."""
     if surges.active is None or not surges.seen:
         return None
-    longest = max(end - start for start, _, end in surges.seen)
-    left = surges.active[0] + longest - now
+    left = surges.active[0] + longest(surges) - now
     return left if left > 0 else None
 
 

@@ -19,6 +19,8 @@ keeps up (the estimate was low) or gets busy (and is measured).
 
 from __future__ import annotations
 
+import math
+
 # A deficit under this fraction of a worker is left to the backlog term, which
 # asks for the worker once the backlog it causes is worth draining.
 UP_SLACK = 0.1
@@ -67,6 +69,31 @@ def surge_workers(
             return workers
         workers += 1
     return workers
+
+
+# What a surge of jobs meets before a worker asked for it is ready: a tick and a pod's
+# start-up.
+SURGE_STARTUP_SECONDS = 35.0
+
+
+def queue_absorbs(
+    *,
+    peak: float,
+    base: float | None,
+    throughput: float,
+    min_replicas: int,
+    target_wait: float,
+) -> bool:
+    """Whether the queue can take a surge of ``peak`` jobs/s while workers start: the
+    fleet sized for the ``base`` arrivals falls behind by ``peak`` less its rate for
+    :data:`SURGE_STARTUP_SECONDS`, and that backlog must wait at most ``target_wait``
+    at the fleet's rate. True before any surge or base is known."""
+    if peak <= 0 or base is None or base <= 0 or throughput <= 0:
+        return True
+    fleet = max(math.ceil(base / (throughput * DOWN_UTILISATION)), min_replicas, 1)
+    rate = fleet * throughput
+    backlog = max(peak - rate, 0.0) * SURGE_STARTUP_SECONDS
+    return backlog / rate <= target_wait
 
 
 def demand(*, arrival_rate: float, backlog: float, drain_seconds: float) -> float:
