@@ -1,10 +1,11 @@
-"""What a bootstrap still has to do, decided from the nodes' views (pure, no I/O).
+"""Who meets whom, and who learns new addresses, decided from the nodes' views (pure).
 
-Each planner looks at the views of all nodes, in the caller's order (pod
+Each planner looks at the views of the nodes, in the caller's order (pod
 ordinal order), and returns only steps that cannot lose data: meet nodes that
-own no slots, tell nodes where members they know now are, assign slots
-nobody owns, make empty masters replicas. An empty plan means there is
-nothing to do. Caller: :mod:`.bootstrap`.
+own no slots, tell nodes where members they know now are. An empty plan
+means there is nothing to do. Callers: :mod:`.layout` (meets) and
+:mod:`.converge` (readdressing); the rest of a cluster's life is planned in
+:mod:`.layout`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retention_operator.redis_cluster.slots import (
-    SLOT_COUNT,
-    SlotRange,
     count_slots,
-    missing_ranges,
-    slot_ranges,
 )
 from retention_operator.redis_cluster.topology import NodeView
 
@@ -44,8 +41,10 @@ def plan_meets(views: Sequence[NodeView]) -> MeetPlan:
 
     The anchor is the node whose view holds the most assigned slots, then the
     most members, then the lowest index: node 0 for fresh nodes, and the
-    surviving group when a bootstrap was interrupted. A node already known to
-    the anchor (or knowing it) is waiting for gossip and needs no MEET.
+    surviving group when a bootstrap was interrupted. A node that knows the
+    anchor is waiting for gossip and needs no MEET; one the anchor knows but
+    that does not know the anchor (a node that was reset) gets one, which for
+    a known node id only refreshes its address.
     """
     anchor = min(
         range(len(views)),
@@ -59,9 +58,7 @@ def plan_meets(views: Sequence[NodeView]) -> MeetPlan:
     newcomers: list[int] = []
     blocked: list[int] = []
     for index, view in enumerate(views):
-        if index == anchor or view.me.node_id in anchor_view.known_ids:
-            continue
-        if anchor_view.me.node_id in view.known_ids:
+        if index == anchor or anchor_view.me.node_id in view.known_ids:
             continue
         if view.assigned_ranges():
             blocked.append(index)
@@ -82,63 +79,6 @@ def plan_meets(views: Sequence[NodeView]) -> MeetPlan:
         fresh=fresh if len(fresh) > 1 else (),
         blocked=tuple(blocked),
     )
-
-
-@dataclass(frozen=True)
-class SlotPlan:
-    """Slots to assign: ``assign`` maps a node index to the ranges it gets.
-
-    ``stuck`` lists shard indexes whose range has unowned slots but whose
-    designated node is a replica now, so nothing may be assigned to it.
-    """
-
-    assign: dict[int, list[SlotRange]]
-    stuck: tuple[int, ...]
-
-
-def plan_slots(views: Sequence[NodeView], *, shards: int) -> SlotPlan:
-    """Give the unowned slots of shard ``k``'s even range to node ``k``.
-
-    Only slots that no view reports as owned are planned, so a slot that is
-    assigned anywhere is never moved.
-    """
-    taken = [rng for view in views for rng in view.assigned_ranges()]
-    assign: dict[int, list[SlotRange]] = {}
-    stuck: list[int] = []
-    for index, wanted in enumerate(slot_ranges(shards)):
-        gaps = missing_ranges(wanted, taken)
-        if not gaps:
-            continue
-        if views[index].me.is_master:
-            assign[index] = gaps
-        else:
-            stuck.append(index)
-    return SlotPlan(assign=assign, stuck=tuple(stuck))
-
-
-def plan_replicas(views: Sequence[NodeView]) -> dict[int, str]:
-    """Map each empty master (no slots) to the id of the master it should replicate.
-
-    Planned only once every slot is owned, so no node that is about to get
-    slots is turned into a replica. Each empty master, in index order, goes to
-    the serving master with the fewest replicas (then the lowest index), which
-    spreads replicas evenly and survives failovers that moved masters around.
-    """
-    owned = [rng for view in views for rng in view.me.slots if view.me.is_master]
-    if count_slots(owned) < SLOT_COUNT:
-        return {}
-    masters = [view.me.node_id for view in views if view.owned_slot_count() > 0]
-    load = {
-        master: sum(1 for view in views if view.me.is_replica and view.me.master_id == master)
-        for master in masters
-    }
-    plan: dict[int, str] = {}
-    for index, view in enumerate(views):
-        if view.me.is_master and view.owned_slot_count() == 0 and masters:
-            target = min(masters, key=lambda master: (load[master], masters.index(master)))
-            plan[index] = target
-            load[target] += 1
-    return plan
 
 
 def plan_readdress(views: Sequence[NodeView], hosts: Sequence[str]) -> list[tuple[int, int]]:

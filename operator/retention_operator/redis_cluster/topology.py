@@ -24,6 +24,11 @@ class NodeLine:
     config_epoch: int
     connected: bool
     slots: tuple[SlotRange, ...]
+    #: ``(slot, node id)`` pairs of ``[slot->-id]``: slots this node is migrating to ``id``.
+    #: Redis prints them on the reporting node's own line only.
+    migrating: tuple[tuple[int, str], ...] = ()
+    #: ``(slot, node id)`` pairs of ``[slot-<-id]``: slots this node is importing from ``id``.
+    importing: tuple[tuple[int, str], ...] = ()
 
     @property
     def myself(self) -> bool:
@@ -43,6 +48,16 @@ class NodeLine:
         # A node in handshake carries a random id that is replaced once the
         # handshake completes, so it is not yet a member.
         return "handshake" in self.flags
+
+    @property
+    def failing(self) -> bool:
+        """True when the reporting node cannot reach this one or thinks it has failed."""
+        return bool(self.flags & {"fail", "fail?", "noaddr"}) or not self.connected
+
+    @property
+    def hostname(self) -> str:
+        """The announced hostname of ``ip:port@cport,hostname``, or "" if none is announced."""
+        return self.address.partition(",")[2]
 
     @property
     def host(self) -> str:
@@ -107,8 +122,9 @@ def parse_cluster_info(text: str) -> dict[str, str]:
 def parse_cluster_nodes(text: str) -> tuple[NodeLine, ...]:
     """Parse CLUSTER NODES text; lines with fewer than eight fields are skipped.
 
-    Slot migration markers (``[slot->-id]``, ``[slot-<-id]``) are ignored: a
-    slot being migrated is still owned by the node that lists it as a range.
+    Slot migration markers (``[slot->-id]``, ``[slot-<-id]``) go to
+    ``migrating`` and ``importing``, not to ``slots``: a slot being migrated is
+    still owned by the node that lists it as a range.
     """
     parsed: list[NodeLine] = []
     for raw in text.splitlines():
@@ -124,6 +140,8 @@ def parse_cluster_nodes(text: str) -> tuple[NodeLine, ...]:
                 config_epoch=_int(fields[6]),
                 connected=fields[7] == "connected",
                 slots=tuple(_slot_range(item) for item in fields[8:] if not item.startswith("[")),
+                migrating=_markers(fields[8:], "->-"),
+                importing=_markers(fields[8:], "-<-"),
             )
         )
     return tuple(parsed)
@@ -132,6 +150,16 @@ def parse_cluster_nodes(text: str) -> tuple[NodeLine, ...]:
 def _slot_range(item: str) -> SlotRange:
     first, _, last = item.partition("-")
     return (int(first), int(last or first))
+
+
+def _markers(items: list[str], arrow: str) -> tuple[tuple[int, str], ...]:
+    """``(slot, id)`` of the ``[slot<arrow>id]`` items."""
+    found = []
+    for item in items:
+        if item.startswith("[") and arrow in item:
+            slot, _, node_id = item.strip("[]").partition(arrow)
+            found.append((_int(slot), node_id))
+    return tuple(found)
 
 
 def _int(text: str) -> int:

@@ -1,0 +1,121 @@
+"""From 3 to 4 to 2 shards, slots move with their keys: no key, entry or pending job lost.
+
+Real redis-server nodes: six formed as 3 shards with a replica each, filled
+with 10,000 keys over all slots and a job stream with a consumer group that
+has entries read but not acknowledged (the queue's hash tag keeps both in one
+slot). Two more nodes start (pods 6 and 7 of a grown StatefulSet) and
+``ensure_cluster`` is asked for 4 shards; then, with the same eight nodes,
+for 2: the masters past the first four pods give their slots away first,
+then they and their replicas leave, and the StatefulSet may shrink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from harness.services import ClusterNodesFactory, RedisServer
+from retention_operator.redis_cluster import SLOT_COUNT, ClusterHealth, ensure_cluster
+
+from .conftest import Addresses, WaitHealthy
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
+
+KEYS = 10_000
+STREAM, GROUP = "{demo}:jobs", "workers"
+ENTRIES, READ = 300, 120
+
+
+async def test_three_to_four_to_two_shards_keeps_every_key_and_the_pending_list(
+    redis_cluster_nodes_factory: ClusterNodesFactory,
+    addresses: Addresses,
+    wait_healthy: WaitHealthy,
+) -> None:
+    nodes = redis_cluster_nodes_factory(6)
+    await _converge(addresses(nodes), shards=3)
+    await wait_healthy(nodes)
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(node.host, node.port) for node in nodes],
+        decode_responses=True,
+    )
+    try:
+        await _fill(client)
+        pending = await _pending_ids(client)
+        assert len(pending) == READ
+
+        grown = nodes + redis_cluster_nodes_factory(2)
+        began = time.monotonic()
+        health = await _converge(addresses(grown), shards=4)
+        print(f"3 -> 4 shards, {KEYS} keys: {time.monotonic() - began:.1f} s")
+        _assert_balanced(health, shards=4)
+        await wait_healthy(grown)
+        # A client that knew only the old nodes follows MOVED to every key.
+        await _assert_all_there(client, pending)
+
+        began = time.monotonic()
+        health = await _converge(addresses(grown), shards=2)
+        print(f"4 -> 2 shards, {KEYS} keys: {time.monotonic() - began:.1f} s")
+        _assert_balanced(health, shards=2)
+        assert health.released, health.message
+        staying, leaving = grown[:4], grown[4:]
+        await wait_healthy(staying)
+        for node in leaving:
+            assert node.cluster_info()["cluster_known_nodes"] == "1"
+            assert _keys(node) == 0
+        await _assert_all_there(client, pending)
+        # The group goes on from where it was: the unread entries come next.
+        rest = await client.xreadgroup(GROUP, "worker-2", {STREAM: ">"}, count=ENTRIES)
+        assert len(rest[0][1]) == ENTRIES - READ
+    finally:
+        await client.aclose()
+
+
+async def _converge(nodes: list[tuple[str, int]], *, shards: int) -> ClusterHealth:
+    """Call ensure_cluster as the reconciler would, once per visit, until it is done."""
+    deadline = time.monotonic() + 90
+    while True:
+        health = await ensure_cluster(
+            nodes=nodes, shards=shards, replicas_per_shard=1, password=None
+        )
+        if health.ok or time.monotonic() > deadline:
+            return health
+        await asyncio.sleep(0.5)
+
+
+def _assert_balanced(health: ClusterHealth, *, shards: int) -> None:
+    assert health.ok, health.message
+    assert (health.masters, health.replicas) == (shards, shards)
+    counts = sorted(shard.slots for shard in health.shards)
+    assert sum(counts) == SLOT_COUNT
+    assert counts[-1] - counts[0] <= 1, counts
+    assert all(len(shard.replicas) == 1 for shard in health.shards), health.shards
+
+
+async def _fill(client: RedisCluster) -> None:
+    for first in range(0, KEYS, 1000):
+        await client.mset_nonatomic({f"key:{n}": f"value {n}" for n in range(first, first + 1000)})
+    await client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    for n in range(ENTRIES):
+        await client.xadd(STREAM, {"job": str(n)})
+    read = await client.xreadgroup(GROUP, "worker-1", {STREAM: ">"}, count=READ)
+    assert len(read[0][1]) == READ
+
+
+async def _pending_ids(client: RedisCluster) -> list[str]:
+    pending = await client.xpending_range(STREAM, GROUP, "-", "+", ENTRIES)
+    return [entry["message_id"] for entry in pending]
+
+
+async def _assert_all_there(client: RedisCluster, pending: list[str]) -> None:
+    values = await client.mget_nonatomic([f"key:{n}" for n in range(KEYS)])
+    assert values == [f"value {n}" for n in range(KEYS)]
+    assert await client.xlen(STREAM) == ENTRIES
+    assert await _pending_ids(client) == pending
+
+
+def _keys(node: RedisServer) -> int:
+    with node.client() as conn:
+        return int(conn.dbsize())
