@@ -91,7 +91,9 @@ def child_listener(memo: kopf.Memo) -> Listener:
     A change of what the operator sets (spec, labels, annotations) or a
     deletion is a possible hand edit: the stack is settled at PROGRESS
     priority and repaired. A change of a workload's status only refreshes the
-    stack's status, at REFRESH priority. Either way, one pending settle per stack.
+    stack's status, at REFRESH priority; a change of the Redis StatefulSet
+    also runs the Redis Cluster step. One pending settle per stack and kind
+    of work.
     """
     settings: Settings = memo.settings
 
@@ -106,12 +108,22 @@ def child_listener(memo: kopf.Memo) -> Listener:
         if not repair and kind not in WORKLOAD_KINDS:
             return
         level = Priority.PROGRESS if repair else Priority.REFRESH
+        component = (meta.get("labels") or {}).get(names.LABEL_COMPONENT)
+        redis_step = (
+            kind == "StatefulSet" and component == names.COMPONENT_REDIS and new is not None
+        )
 
         async def settle() -> None:
             await reconcile.settle(
-                _kube(memo), namespace=namespace, name=stack, settings=settings, repair=repair
+                _kube(memo),
+                namespace=namespace,
+                name=stack,
+                settings=settings,
+                repair=repair,
+                redis_step=redis_step,
             )
 
-        _work(memo).submit((namespace, stack, repair), level, settle)
+        # The Redis step is part of the key, so a pending status refresh never swallows it.
+        _work(memo).submit((namespace, stack, repair, redis_step), level, settle)
 
     return listener

@@ -210,8 +210,12 @@ def _volume_claim(managed: ManagedRedis) -> dict[str, Any]:
     return {"metadata": {"name": DATA_VOLUME}, "spec": spec}
 
 
-def build_redis_statefulset(stack: RetentionStack) -> dict[str, Any]:
+def build_redis_statefulset(stack: RetentionStack, *, pods: int | None = None) -> dict[str, Any]:
     """Return the StatefulSet of ``shards * (1 + replicasPerShard)`` Redis pods.
+
+    ``pods`` overrides that count while pods past it still hold data of the
+    cluster (slots, or a master of a staying replica): a scale-in shrinks
+    the StatefulSet only after they have left the cluster.
 
     Each pod has its own volume. When the StatefulSet is deleted its volumes
     are kept if ``retainOnDelete`` is true (the default) and deleted with it
@@ -237,7 +241,7 @@ def build_redis_statefulset(stack: RetentionStack) -> dict[str, Any]:
         "kind": "StatefulSet",
         "metadata": _meta(stack, naming.redis(stack.name)),
         "spec": {
-            "replicas": managed.pods,
+            "replicas": managed.pods if pods is None else pods,
             "serviceName": naming.redis_headless(stack.name),
             # Cluster nodes start together; the bootstrap forms the cluster.
             "podManagementPolicy": "Parallel",

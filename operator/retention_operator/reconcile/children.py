@@ -1,4 +1,4 @@
-"""The children of a stack, in the order they are applied, and their health.
+"""The children of a stack, in the order they are applied, and which ones report readiness.
 
 Composes the pure builders with the two facts only the cluster knows: whether
 the generated Redis password Secret already exists (it is created once and
@@ -7,12 +7,11 @@ never rewritten) and how many replicas a new scaled Deployment starts with.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from retention_operator import names, redis_cluster
+from retention_operator import names
 from retention_operator.builders import (
     api,
     monitoring,
@@ -25,8 +24,7 @@ from retention_operator.builders import (
 from retention_operator.builders.ownership import owner_reference, set_owner_reference
 from retention_operator.kube import KubeClient
 from retention_operator.model import RetentionStack
-from retention_operator.reconcile import preflight
-from retention_operator.reconcile.status import ComponentHealth
+from retention_operator.reconcile import managed_redis
 
 Manifest = dict[str, Any]
 
@@ -72,10 +70,20 @@ async def _redis_children(kube: KubeClient, stack: RetentionStack) -> list[Manif
         redis.build_redis_config_map(stack),
         redis.build_redis_headless_service(stack),
         redis.build_redis_service(stack),
-        redis.build_redis_statefulset(stack),
+        await _redis_statefulset(kube, stack),
         redis.build_redis_pdb(stack),
     ]
     return out
+
+
+async def _redis_statefulset(kube: KubeClient, stack: RetentionStack) -> Manifest:
+    return redis.build_redis_statefulset(stack, pods=await managed_redis.pods_to_run(kube, stack))
+
+
+async def redis_statefulset(kube: KubeClient, stack: RetentionStack) -> Child:
+    """The managed Redis StatefulSet alone, as :func:`desired` has it (a scale-in's last step)."""
+    manifest = await _redis_statefulset(kube, stack)
+    return Child(set_owner_reference(manifest, owner_reference(stack.metadata)))
 
 
 async def desired(
@@ -140,60 +148,3 @@ def waves(children: list[Child]) -> list[list[Child]]:
     first = [c for c in children if c.manifest["kind"] not in WORKLOAD_KINDS]
     second = [c for c in children if c.manifest["kind"] in WORKLOAD_KINDS]
     return [group for group in (first, second) if group]
-
-
-async def redis_health(
-    kube: KubeClient, stack: RetentionStack, statefulset: ComponentHealth | None
-) -> ComponentHealth | None:
-    """Health of the queue's Redis: the external server's reachability, or the managed cluster's.
-
-    A managed cluster is healthy only when its StatefulSet is ready and every
-    node answers; until then the message says what it waits for.
-    """
-    external = stack.spec.redis.external
-    if external is not None:
-        problem = await preflight.external_redis_problem(stack)
-        return ComponentHealth(None, None, problem.message if problem else None)
-    if statefulset is None or not statefulset.healthy:
-        return statefulset
-    managed = stack.spec.redis.managed
-    assert managed is not None
-    nodes = await _redis_nodes(kube, stack)
-    secret = await kube.get("v1", "Secret", stack.namespace, naming.redis_auth(stack.name))
-    password = _secret_value(secret, naming.REDIS_PASSWORD_KEY)
-    # Forms the cluster once every node answers; a formed cluster gets no writes.
-    health = await redis_cluster.ensure_cluster(
-        nodes=nodes,
-        shards=managed.shards,
-        replicas_per_shard=managed.replicas_per_shard,
-        password=password,
-    )
-    if health.ok:
-        return statefulset
-    return ComponentHealth(
-        statefulset.desired,
-        statefulset.ready,
-        f"waiting for the Redis cluster to form: {health.message}",
-    )
-
-
-async def _redis_nodes(kube: KubeClient, stack: RetentionStack) -> list[tuple[str, int]]:
-    """Addresses of the Redis pods in ordinal order (pod-0 first), as the bootstrap wants them."""
-    selector = f"{names.LABEL_STACK}={stack.name},{names.LABEL_COMPONENT}={names.COMPONENT_REDIS}"
-    pods = await kube.list("v1", "Pod", stack.namespace, label_selector=selector)
-
-    def ordinal(pod: Manifest) -> int:
-        return int(pod["metadata"]["name"].rsplit("-", 1)[-1])
-
-    return [
-        (pod.get("status", {}).get("podIP") or "", naming.REDIS_CLIENT_PORT)
-        for pod in sorted(pods, key=ordinal)
-    ]
-
-
-def _secret_value(secret: Manifest | None, key: str) -> str | None:
-    """Decode one key of a Secret; None if the Secret or the key is absent."""
-    if secret is None:
-        return None
-    raw = (secret.get("data") or {}).get(key)
-    return base64.b64decode(raw).decode() if raw else None

@@ -1,14 +1,16 @@
-"""Reconcile one RetentionStack: preflight, children, status; and settle it when a child changes.
+"""Reconcile a RetentionStack: preflight, children, Redis, status; settle it when a child changes.
 
 :func:`reconcile_stack` is called by the kopf handlers (create, update,
 resume). The order is fixed: parse, honour ``paused``, check what only the
-operator can judge (Secrets, reachability), then apply children, then write
-status. A problem at any step stops before any child is written, so a bad
-input never deletes or changes what already runs.
+operator can judge (Secrets, reachability), then apply children, then bring
+the managed Redis Cluster to its shape (:func:`.managed_redis.converge`),
+then write status, which only reads. A problem at any step stops before any
+child is written, so a bad input never deletes or changes what already runs.
 
 :func:`settle` is called when the children's watch reports a change: it puts
 back what was edited or deleted by hand (with a ``DriftCorrected`` Event
-naming it) and refreshes the status from the children's readiness.
+naming it), runs the Redis step when the Redis StatefulSet changed, and
+refreshes the status from the children's readiness.
 
 Each stack is handled by one task at a time (a lock per stack), because
 child events and spec changes can race.
@@ -28,7 +30,7 @@ import pydantic
 from retention_operator import names, telemetry
 from retention_operator.kube import KubeClient, KubeError, KubeUnreachable, events
 from retention_operator.model import RetentionStack, stack_from_body
-from retention_operator.reconcile import apply, children, preflight
+from retention_operator.reconcile import apply, children, managed_redis, preflight
 from retention_operator.reconcile.status import (
     ComponentHealth,
     Problem,
@@ -88,12 +90,12 @@ def _meta(body: dict[str, Any]) -> tuple[str, str, str, int | None]:
 
 
 async def _observe(kube: KubeClient, stack: RetentionStack) -> dict[str, ComponentHealth]:
-    """Read the children's readiness (reads only)."""
+    """Read the children's readiness and the Redis cluster's state (reads only, no writes)."""
     health: dict[str, ComponentHealth] = {}
     for component, (api_version, kind, name) in children.workloads(stack).items():
         live = await kube.get(api_version, kind, stack.namespace, name)
         health[component] = workload_health(live, what=f"{kind} {name}")
-    redis_health = await children.redis_health(kube, stack, health.get(names.COMPONENT_REDIS))
+    redis_health = await managed_redis.health(kube, stack, health.get(names.COMPONENT_REDIS))
     if redis_health is not None:
         health[names.COMPONENT_REDIS] = redis_health
     return health
@@ -205,10 +207,35 @@ async def _reconcile_locked(
         # The API server refused a child: report it and leave everything else as is.
         return await _stall(kube, body, stack, Problem(REASON_APPLY_REFUSED, exc.message))
     await _report_restored(kube, body, restored)
+    # The cluster's own state is a step of its own, after the pods it runs on.
+    await managed_redis.converge(kube, stack)
+    try:
+        writes += await _finish_scale_in(kube, stack)
+    except KubeError as exc:
+        if transient(exc):
+            raise
+        return await _stall(kube, body, stack, Problem(REASON_APPLY_REFUSED, exc.message))
     components = await _observe(kube, stack)
     if await _write_status(kube, body, components=components, problem=None, paused=False):
         writes += 1
     return Outcome(writes=writes)
+
+
+async def _finish_scale_in(kube: KubeClient, stack: RetentionStack) -> int:
+    """Shrink the Redis StatefulSet once the cluster has released the pods past the spec's count.
+
+    Returns 1 if it wrote. Until they are released :func:`children.desired`
+    keeps them (:func:`.managed_redis.pods_to_run`), so this is a no-op.
+    """
+    if not await managed_redis.shrink_pending(kube, stack):
+        return 0
+    child = await children.redis_statefulset(kube, stack)
+    result = await apply.ensure(kube, child.manifest)
+    if result.wrote:
+        telemetry.stack_logger(logger, stack.namespace, stack.name).info(
+            "applied StatefulSet %s", child.manifest["metadata"]["name"]
+        )
+    return int(result.wrote)
 
 
 async def _apply_children(
@@ -274,9 +301,20 @@ async def _report_restored(kube: KubeClient, body: dict[str, Any], restored: lis
 
 
 async def settle(
-    kube: KubeClient, *, namespace: str, name: str, settings: Settings, repair: bool
+    kube: KubeClient,
+    *,
+    namespace: str,
+    name: str,
+    settings: Settings,
+    repair: bool,
+    redis_step: bool = False,
 ) -> None:
-    """A child changed: put back hand edits (when ``repair``), then refresh the status.
+    """A child changed: put back hand edits (when ``repair``), the Redis step, then the status.
+
+    ``redis_step``: the Redis StatefulSet changed (its pods became ready, a
+    pod came back), which is what the cluster step waits for; it runs unless
+    the stack is paused or being deleted. Any other change only refreshes
+    the status, which reads the cluster and writes nothing to it.
 
     Does nothing for a stack whose status does not describe its current spec
     yet, or that is stalled (the pending reconcile and the stall's retry write
@@ -303,6 +341,15 @@ async def settle(
                 log.warning("could not put back a child changed by hand: %s", exc.message)
                 restored = []
             await _report_restored(kube, body, restored)
+        if redis_step and not (deleting or stack.spec.paused):
+            await managed_redis.converge(kube, stack)
+            try:
+                await _finish_scale_in(kube, stack)
+            except KubeError as exc:
+                if transient(exc):
+                    raise
+                log = telemetry.stack_logger(logger, namespace, name)
+                log.warning("could not shrink the Redis StatefulSet: %s", exc.message)
         components = await _observe(kube, stack)
         # Only readiness changed: the spec generation this status describes stays.
         await _write_status(
