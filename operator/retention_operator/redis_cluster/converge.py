@@ -352,6 +352,8 @@ class _Run:
         await self._report()
 
     async def _move_batch(self, views: list[NodeView], move: SlotMove) -> None:
+        if views[move.target].state != "ok":
+            await self._target_ready(move.target)
         masters = [self.nodes[i] for i, view in enumerate(views) if view.me.is_master]
         await move_slots(
             self.sessions,
@@ -361,6 +363,19 @@ class _Run:
             others=masters,
         )
         self.moved += len(move.slots)
+
+    async def _target_ready(self, target: int) -> None:
+        """Wait for a target to report ``cluster_state:ok``, or halt saying it has not yet.
+
+        A node that has just met the cluster reports ``fail`` until gossip
+        has told it who serves every slot, and refuses MIGRATE's keys until
+        then (CLUSTERDOWN); moving to it before would leave slots open.
+        """
+        waiting_for = f"{self.labels[target]} to see every slot served"
+        await self._wait(lambda views: views[target].state == "ok", waiting_for=waiting_for)
+        probes = await self._probe()
+        if not all(probe.answering for probe in probes) or _views(probes)[target].state != "ok":
+            raise _Halt(f"Waiting for {waiting_for} before slots move to it.")
 
     async def _report(self) -> None:
         """Tell the caller how far the move is, at most every two seconds; it may say stop."""

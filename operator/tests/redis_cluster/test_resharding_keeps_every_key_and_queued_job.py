@@ -73,12 +73,14 @@ async def test_three_to_four_to_two_shards_keeps_every_key_and_the_pending_list(
         await client.aclose()
 
 
-async def _converge(nodes: list[tuple[str, int]], *, shards: int) -> ClusterHealth:
+async def _converge(
+    nodes: list[tuple[str, int]], *, shards: int, replicas: int = 1
+) -> ClusterHealth:
     """Call ensure_cluster as the reconciler would, once per visit, until it is done."""
     deadline = time.monotonic() + 90
     while True:
         health = await ensure_cluster(
-            nodes=nodes, shards=shards, replicas_per_shard=1, password=None
+            nodes=nodes, shards=shards, replicas_per_shard=replicas, password=None
         )
         if health.ok or time.monotonic() > deadline:
             return health
@@ -119,3 +121,34 @@ async def _assert_all_there(client: RedisCluster, pending: list[str]) -> None:
 def _keys(node: RedisServer) -> int:
     with node.client() as conn:
         return int(conn.dbsize())
+
+
+async def test_a_new_master_without_replicas_gets_its_slots_in_one_call(
+    redis_cluster_nodes_factory: ClusterNodesFactory,
+    addresses: Addresses,
+    wait_healthy: WaitHealthy,
+) -> None:
+    """Slots move only once the new master reports ok: before, it refuses MIGRATE (CLUSTERDOWN)."""
+    nodes = redis_cluster_nodes_factory(2)
+    health = await _converge(addresses(nodes), shards=2, replicas=0)
+    assert health.ok, health.message
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(node.host, node.port) for node in nodes],
+        decode_responses=True,
+    )
+    try:
+        await client.mset_nonatomic({f"key:{n}": f"value {n}" for n in range(1000)})
+        grown = nodes + redis_cluster_nodes_factory(1)
+
+        # No replica to attach first: the moves follow the MEET directly.
+        health = await ensure_cluster(
+            nodes=addresses(grown), shards=3, replicas_per_shard=0, password=None
+        )
+
+        assert health.ok, health.message
+        counts = sorted(shard.slots for shard in health.shards)
+        assert counts == [5461, 5461, 5462], counts
+        values = await client.mget_nonatomic([f"key:{n}" for n in range(1000)])
+        assert values == [f"value {n}" for n in range(1000)]
+    finally:
+        await client.aclose()
