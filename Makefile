@@ -164,6 +164,10 @@ bench-autoscaling: install ## Autoscaling simulator: retention vs the HPA and KE
 bench-table: install ## Regenerate the tables of bench/autoscaling/README.md: every trace, baseline and plant (minutes).
 	@$(PY) -m bench.autoscaling.table --write
 
+.PHONY: bench-reshard
+bench-reshard: install packages ## Resharding benchmark: a third of the slots with 100,000 keys, ensure_cluster vs redis-cli rebalance.
+	@$(PY) -m bench.reshard --keys 100000 --json
+
 .PHONY: bench-workloads
 bench-workloads: install packages ## Workloads benchmark: API req/s and p95, worker jobs/s (real Redis, PostgreSQL, PgBouncer).
 	@$(PY) -m bench.workloads --json
