@@ -152,6 +152,10 @@ test: install packages tools gitops-tools lint types unit test-services e2e imag
 demo: install packages tools images ## The main job: the cluster with its real node, the operator from the chart, a stack, Ready.
 	@$(PY) -m harness demo-up --run-dir $(RUN_DIR)
 
+.PHONY: demo-load
+demo-load: ## POST JOBS jobs (default 2000) to the demo's API and watch the workers scale.
+	@$(PY) -m harness demo-load --run-dir $(RUN_DIR) --jobs $(or $(JOBS),2000)
+
 .PHONY: demo-down
 demo-down: ## Stop the demo: PostgreSQL, the real node and the control plane; leaves nothing behind.
 	@if [ -x $(PY) ]; then $(PY) -m harness demo-down --run-dir $(RUN_DIR); fi

@@ -43,6 +43,10 @@ def _demo_down(args: argparse.Namespace) -> int:
     return demo.down(Path(args.run_dir).resolve())
 
 
+def _demo_load(args: argparse.Namespace) -> int:
+    return demo.load(Path(args.run_dir).resolve(), jobs=args.jobs)
+
+
 def _gitops_table(args: argparse.Namespace) -> int:
     return gitops_record.generate(check=args.check)
 
@@ -70,11 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         ("cluster-down", _cluster_down, ".run/cluster"),
         ("demo-up", _demo_up, ".run"),
         ("demo-down", _demo_down, ".run"),
+        ("demo-load", _demo_load, ".run"),
     ):
         cmd = sub.add_parser(name)
         cmd.add_argument(
             "--run-dir", default=default, help="where state, logs and the kubeconfig live"
         )
+        if name == "demo-load":
+            cmd.add_argument("--jobs", type=int, default=2000, help="how many jobs to POST")
         if name == "cluster-up":
             cmd.add_argument(
                 "--kwok-only",

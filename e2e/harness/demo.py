@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+import retention_contract as contract
 from harness import controlplane, images, jobload, pki
 from harness.node.realnode import RealNode
 from harness.postgres_servers import PostgresServer, start_postgres
@@ -60,6 +61,16 @@ def stack_manifest(
     spec["redis"]["managed"]["image"] = refs["redis"]
     spec["pgbouncer"]["image"] = refs["pgbouncer"]
     spec["pgbouncer"]["database"].update({"host": host, "port": port, "user": user, "name": dbname})
+    # Each job waits 200 ms (as a call to another service would) and a worker runs
+    # four at once, so `make demo-load` gives a backlog the workers must scale
+    # out for; at most four workers, which two cores carry.
+    spec["workers"].update(
+        {
+            "maxReplicas": 4,
+            "concurrency": 4,
+            "env": [{"name": contract.ENV_JOB_IO_MS, "value": "200"}],
+        }
+    )
     # verify-full, the default once a CA is given: the name is the address in the certificate.
     spec["pgbouncer"]["tls"] = {
         "ca": {"configMapKeyRef": {"name": "demo-postgres-ca", "key": "ca.crt"}}
@@ -240,8 +251,10 @@ def up(run_dir: Path) -> int:
         f"  kubectl logs -n {OPERATOR_NAMESPACE} deploy/{RELEASE}     # JSON, one line each\n"
         f"  curl -s {api}/readyz; curl -s -XPOST {api}/v1/jobs -H 'content-type: "
         'application/json\' -d \'{"task":"hello","payload":{}}\'\n'
-        "  kubectl get deploy demo-workers -n demo -w   # send jobs, watch the workers scale\n"
-        "  make demo-down"
+        "  make demo-load JOBS=2000   # a backlog; watch the workers scale out, then in\n"
+        "  make demo-down\n"
+        "The API's latency autoscaling reads Prometheus, which the demo does not run: the\n"
+        "stack says so in a MetricsUnavailable Warning and holds the API's replicas."
     )
     print(f"KUBECONFIG={cp.kubeconfig}")
     return 0
@@ -272,3 +285,42 @@ def down(run_dir: Path, *, quiet: bool = False) -> int:
     elif not quiet:
         _say("nothing was running")
     return 0
+
+
+def load(run_dir: Path, *, jobs: int, watch_seconds: float = 240) -> int:
+    """``make demo-load``: POST ``jobs`` jobs to the demo's API, then watch the workers.
+
+    Prints, every 5 s, the backlog the autoscaler read, the workers' replicas
+    and its last reason, until the backlog is gone and the workers are back
+    where they started (or ``watch_seconds`` pass). Returns 1 if no demo runs.
+    """
+    cp = controlplane.ControlPlane.load(run_dir / "cluster")
+    if cp is None or not cp.healthy():
+        _say("no demo is running: `make demo` first")
+        return 1
+    task = f"load-{uuid.uuid4().hex[:8]}"
+    began = time.monotonic()
+    start = _workers(cp)[0]
+    posted = asyncio.run(jobload.post_jobs(service_url(cp, "demo-api"), jobs, task=task))
+    _say(f"{len(posted.ids)} jobs accepted in {time.monotonic() - began:.1f} s")
+    settled = 0
+    while time.monotonic() - began < watch_seconds and settled < 3:
+        wanted, ready, backlog, reason = _workers(cp)
+        _say(
+            f"t={time.monotonic() - began:4.0f} s  backlog {backlog:>5}  "
+            f"workers {wanted} wanted, {ready} ready  {reason[:90]}"
+        )
+        settled = settled + 1 if backlog in (0, "0") and wanted == start else 0
+        time.sleep(5)
+    return 0
+
+
+def _workers(cp: controlplane.ControlPlane) -> tuple[str, str, str, str]:
+    """The workers' wanted and ready replicas, the backlog and the last reason (or '?')."""
+    workers = _stack(cp).get("status", {}).get("autoscaling", {}).get("workers", {})
+    out = cp.kubectl(
+        "get", "deployment", "demo-workers", "-n", NAMESPACE,
+        "-o", "jsonpath={.spec.replicas} {.status.readyReplicas}", check=False,
+    ).split()  # fmt: skip
+    wanted, ready = [*out, "?", "?"][:2]
+    return wanted, ready, str(workers.get("backlog", "?")), str(workers.get("lastReason", ""))

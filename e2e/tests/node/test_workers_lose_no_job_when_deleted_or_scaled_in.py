@@ -53,18 +53,18 @@ def _wait(predicate: Any, *, timeout: float, what: str) -> None:
 @pytest.fixture
 def slow_workers(demo_runs: DemoRuns) -> Any:
     """Two to three workers whose jobs take 1.5 s each; the stack's workers are restored after."""
-    _patch(
-        demo_runs,
-        {
-            "minReplicas": 2,
-            "maxReplicas": 3,
-            "concurrency": 4,
-            "env": [{"name": ENV_JOB_IO_MS, "value": str(JOB_IO_MS)}],
-        },
-    )
+    out = demo_runs.current.cp.kubectl("get", "rstack", STACK, "-n", NAMESPACE, "-o", "json")
+    before = json.loads(out)["spec"]["workers"]
+    changed = {
+        "minReplicas": 2,
+        "maxReplicas": 3,
+        "concurrency": 4,
+        "env": [{"name": ENV_JOB_IO_MS, "value": str(JOB_IO_MS)}],
+    }
+    _patch(demo_runs, changed)
     _wait(lambda: len(_worker_pods(demo_runs)) >= 2, timeout=120, what="two slow workers")
     yield
-    _patch(demo_runs, {"minReplicas": None, "maxReplicas": None, "concurrency": None, "env": None})
+    _patch(demo_runs, {key: before.get(key) for key in changed})
 
 
 @pytest.mark.usefixtures("slow_workers")
