@@ -33,6 +33,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "resources": pods.resources(api.resources),
         "readinessProbe": pods.http_probe(HEALTH_PATH, naming.API_HTTP_PORT_NAME, period=5),
         "livenessProbe": pods.tcp_probe(naming.API_HTTP_PORT_NAME),
+        "startupProbe": pods.startup_probe(naming.API_HTTP_PORT_NAME),
         "securityContext": security.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, env.database_password_mount()],
     }

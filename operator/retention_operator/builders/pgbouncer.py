@@ -222,6 +222,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "resources": pods.resources(spec.resources),
         "readinessProbe": pods.tcp_probe("pgbouncer", period=5),
         "livenessProbe": pods.tcp_probe("pgbouncer", period=15),
+        "startupProbe": pods.startup_probe("pgbouncer"),
         "securityContext": security.container_security_context(),
         "volumeMounts": mounts,
     }

@@ -28,6 +28,17 @@ def tcp_probe(port: str | int, *, period: int = 10) -> dict[str, Any]:
     return {"tcpSocket": {"port": port}, "periodSeconds": period, "failureThreshold": 3}
 
 
+def startup_probe(port: str | int) -> dict[str, Any]:
+    """Return a TCP startup probe: up to 3 minutes to listen before liveness counts.
+
+    Without it the liveness probe (3 failures, 10-15 s apart) killed containers
+    that were still starting on a busy node: a Python process importing its
+    libraries beside ten others on two cores took over 30 s to listen, and its
+    restart dropped the requests it had just begun to serve.
+    """
+    return {"tcpSocket": {"port": port}, "periodSeconds": 2, "failureThreshold": 90}
+
+
 def http_probe(path: str, port: str | int, *, period: int = 10) -> dict[str, Any]:
     """Return an HTTP GET probe."""
     return {

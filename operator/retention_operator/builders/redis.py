@@ -191,6 +191,7 @@ def _container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
         "resources": pods.resources(managed.resources),
         "readinessProbe": pods.tcp_probe("redis", period=5),
         "livenessProbe": pods.tcp_probe("redis", period=15),
+        "startupProbe": pods.startup_probe("redis"),
         "securityContext": security.container_security_context(),
         "volumeMounts": [
             {"name": DATA_VOLUME, "mountPath": DATA_DIR},

@@ -42,6 +42,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "env": env.merge_user_env(_operator_env(stack), workers.env),
         "resources": pods.resources(workers.resources),
         "livenessProbe": pods.tcp_probe(naming.WORKERS_METRICS_PORT_NAME, period=15),
+        "startupProbe": pods.startup_probe(naming.WORKERS_METRICS_PORT_NAME),
         "securityContext": security.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, env.database_password_mount()],
     }
