@@ -209,7 +209,9 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
             log.warning("enqueue refused: Redis is at its maxmemory")
             full = "queue full: Redis is out of memory"
             raise refuse("redis_memory", full, RETRY_AFTER_FULL) from None
-        except queue.UNAVAILABLE as exc:
+        except Exception as exc:
+            if not queue.is_unavailable(exc):
+                raise
             log.warning("enqueue failed: %s", type(exc).__name__)
             raise refuse("unavailable", "queue unavailable", RETRY_AFTER) from None
         if admission.outcome == "full":

@@ -163,13 +163,26 @@ class Admission:
 # errors, the cluster client's own (slots not covered while a cluster forms or
 # fails over, no node reachable; not RedisError subclasses), and the socket's.
 UNAVAILABLE = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError)
+# uvloop raises this RuntimeError, where asyncio raises a ConnectionError, when a
+# connection closed by the peer is written to (MagicStack/uvloop#506); redis-py
+# drops the connection and re-raises it as it came.
+_UVLOOP_CLOSED = "the handler is closed"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` says Redis cannot serve the call now (retry later), not that it is wrong."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, RuntimeError) and _UVLOOP_CLOSED in str(exc)
 
 
 async def ping(queue: Queue) -> bool:
-    """Return True if Redis answers; False when it cannot (see ``UNAVAILABLE``)."""
+    """Return True if Redis answers; False when it cannot (see :func:`is_unavailable`)."""
     try:
         return bool(await queue.client.ping())
-    except UNAVAILABLE:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
         return False
 
 

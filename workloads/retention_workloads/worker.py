@@ -68,7 +68,8 @@ def is_transient(exc: BaseException) -> bool:
         redis_errors.OutOfMemoryError,
         redis_errors.ReadOnlyError,
     )
-    return isinstance(exc, redis_transient) or db.is_transient(exc)
+    uvloop_closed = queue.is_unavailable(exc) and isinstance(exc, RuntimeError)
+    return isinstance(exc, redis_transient) or uvloop_closed or db.is_transient(exc)
 
 
 def retry_delay(failed_attempts: int) -> float:

@@ -40,3 +40,14 @@ async def test_prepare_retries_until_the_cluster_is_formed(monkeypatch: pytest.M
     ready = await asyncio.wait_for(worker._prepare(object(), object(), asyncio.Event()), 10)  # type: ignore[arg-type]
     assert ready is True
     assert calls == ["group", "group", "group", "schema"]
+
+
+def test_uvloops_closed_transport_error_is_a_passing_state_and_others_are_not() -> None:
+    # What uvloop raises writing to a connection the peer closed (MagicStack/uvloop#506).
+    closed = RuntimeError(
+        "unable to perform operation on <TCPTransport closed=True reading=False 0x84>; "
+        "the handler is closed"
+    )
+    assert worker.is_transient(closed)
+    assert worker.queue.is_unavailable(closed)
+    assert not worker.queue.is_unavailable(RuntimeError("Event loop is closed"))
