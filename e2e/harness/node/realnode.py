@@ -158,7 +158,10 @@ class RealNode:
             if pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL if pid == self.holder_pid else signal.SIGTERM)
-        _wait_gone([p for p in (self.init_pid, self.holder_pid, *self.pids.values()) if p])
+        # A crashed start may not have recorded its last daemon: wait too for every
+        # process that names the node's folder (an nsenter outlives its child briefly).
+        known = [p for p in (self.init_pid, self.holder_pid, *self.pids.values()) if p]
+        _wait_gone(known + [pid for pid, _ in _processes_naming(self.root)])
         left = cgroups.remove(self.cgroup_root)
         network.destroy(self.net)
         for path in self.made_dirs:
@@ -368,12 +371,8 @@ def start_real_node(
     return node
 
 
-def leftovers(net: NodeNetwork, root: Path) -> list[str]:
-    """Whatever a stopped node left on the host: processes, mounts, network, cgroups.
-
-    Empty when the node is gone without a trace. Used by teardown tests and
-    to report what ``make cluster-down`` could not remove.
-    """
+def _processes_naming(root: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process but this one whose command line names ``root``."""
     found = []
     marker = str(root)
     for proc in Path("/proc").iterdir():
@@ -382,7 +381,18 @@ def leftovers(net: NodeNetwork, root: Path) -> list[str]:
         with contextlib.suppress(OSError):
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if marker in cmdline:
-                found.append(f"process {proc.name}: {cmdline.strip()[:160]}")
+                found.append((int(proc.name), cmdline.strip()))
+    return found
+
+
+def leftovers(net: NodeNetwork, root: Path) -> list[str]:
+    """Whatever a stopped node left on the host: processes, mounts, network, cgroups.
+
+    Empty when the node is gone without a trace. Used by teardown tests and
+    to report what ``make cluster-down`` could not remove.
+    """
+    found = [f"process {pid}: {cmdline[:160]}" for pid, cmdline in _processes_naming(root)]
+    marker = str(root)
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             if marker in line:
