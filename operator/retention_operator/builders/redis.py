@@ -60,8 +60,11 @@ def render_redis_conf() -> str:
         "cluster-enabled yes",
         f"cluster-config-file {DATA_DIR}/nodes.conf",
         "cluster-node-timeout 5000",
-        # Pods get new IPs on restart; clients follow stable DNS names instead.
-        "cluster-preferred-endpoint-type hostname",
+        # Redirects and CLUSTER SLOTS name nodes by IP: the cluster's gossip learns a
+        # restarted pod's new IP within seconds, while DNS (CoreDNS caches for 30 s)
+        # still answered a recreated stack's old IPs ("No route to host").
+        # The hostname is still announced, so each node can be told by its pod.
+        "cluster-preferred-endpoint-type ip",
         # An evicted entry is a lost job: at maxmemory, writes are refused instead.
         "maxmemory-policy noeviction",
         "appendonly yes",
