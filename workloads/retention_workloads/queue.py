@@ -163,17 +163,25 @@ class Admission:
 # errors, the cluster client's own (slots not covered while a cluster forms or
 # fails over, no node reachable; not RedisError subclasses), and the socket's.
 UNAVAILABLE = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError)
-# uvloop raises this RuntimeError, where asyncio raises a ConnectionError, when a
-# connection closed by the peer is written to (MagicStack/uvloop#506); redis-py
-# drops the connection and re-raises it as it came.
-_UVLOOP_CLOSED = "the handler is closed"
+# A write to a connection the peer has closed leaks the transport's own error
+# instead of a ConnectionError, past every retry of redis-py's (redis/redis-py#4287):
+# uvloop's RuntimeError (MagicStack/uvloop#506), and, once redis-py has torn the
+# connection down under a concurrent command, the AttributeError or TypeError of
+# its cleared writer. Seen on the real node after a recreated stack's Redis pods
+# came back on new addresses. Matched by message, so that no other bug is hidden.
+_TORN_DOWN = (
+    (RuntimeError, "the handler is closed"),
+    (AttributeError, "'NoneType' object has no attribute 'writelines'"),
+    (AttributeError, "'NoneType' object has no attribute '_add_writer'"),
+    (TypeError, "'NoneType' object is not callable"),
+)
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """True if ``exc`` says Redis cannot serve the call now (retry later), not that it is wrong."""
     if isinstance(exc, UNAVAILABLE):
         return True
-    return isinstance(exc, RuntimeError) and _UVLOOP_CLOSED in str(exc)
+    return any(isinstance(exc, kind) and text in str(exc) for kind, text in _TORN_DOWN)
 
 
 async def ping(queue: Queue) -> bool:

@@ -68,8 +68,8 @@ def is_transient(exc: BaseException) -> bool:
         redis_errors.OutOfMemoryError,
         redis_errors.ReadOnlyError,
     )
-    uvloop_closed = queue.is_unavailable(exc) and isinstance(exc, RuntimeError)
-    return isinstance(exc, redis_transient) or uvloop_closed or db.is_transient(exc)
+    torn_down = queue.is_unavailable(exc) and not isinstance(exc, queue.UNAVAILABLE)
+    return isinstance(exc, redis_transient) or torn_down or db.is_transient(exc)
 
 
 def retry_delay(failed_attempts: int) -> float:

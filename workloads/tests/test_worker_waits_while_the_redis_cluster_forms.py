@@ -51,3 +51,13 @@ def test_uvloops_closed_transport_error_is_a_passing_state_and_others_are_not() 
     assert worker.is_transient(closed)
     assert worker.queue.is_unavailable(closed)
     assert not worker.queue.is_unavailable(RuntimeError("Event loop is closed"))
+
+
+def test_a_torn_down_connections_writer_error_is_a_passing_state_and_others_are_not() -> None:
+    # What redis-py raises writing through a connection torn down under a concurrent
+    # command (redis/redis-py#4287), as the API logged it on the real node.
+    torn = AttributeError("'NoneType' object has no attribute 'writelines'")
+    assert worker.is_transient(torn)
+    assert worker.queue.is_unavailable(torn)
+    assert not worker.queue.is_unavailable(AttributeError("'Job' object has no attribute 'x'"))
+    assert not worker.is_transient(TypeError("unsupported operand type(s)"))
