@@ -4,6 +4,13 @@ The host reaches the Service's ClusterIP through the real node's veth, where
 kube-proxy sends it to an API pod; the job goes through the managed Redis
 Cluster to a worker pod, which writes it through the PgBouncer pods to the
 PostgreSQL on the host.
+
+Named to run on the demo as it came up, before the test that deletes and
+recreates the stack. Once (1 of 2 full runs of this tier), after that
+recreation, the one worker pod started then consumed nothing for three minutes
+and opened no connection to PgBouncer, until a rollout replaced it; the cause is
+not found yet (its log went with the pod). That is an open bug, not a property
+of this test.
 """
 
 from __future__ import annotations
