@@ -19,6 +19,7 @@ from harness.operator import OperatorProcess
 from harness.redis_servers import RedisServer, start_redis
 from harness.services import PostgresServer
 from harness.stacks import get_stack, ready_stack, stack_manifest, wait_for
+from retention_operator.autoscaling.loop import STATUS_REFRESH_SECONDS
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "redis-e2e-" + "5b1d8c0f9a3e7d24"
@@ -64,9 +65,11 @@ def test_the_backlog_is_read_with_the_password_from_the_secret(
         conn.xgroup_create(stream, "workers", id="0", mkstream=True)
         for n in range(7):
             conn.xadd(stream, {"job": str(n)})
+    # Seven jobs scale nothing, so only the loop's periodic refresh writes the new
+    # backlog: up to one refresh period after the jobs arrive (CI saw 30 s run out).
     backlog = wait_for(
         lambda: (get_stack(custom, namespace, "auth").get("status") or {}).get("backlog"),
-        timeout=30,
+        timeout=STATUS_REFRESH_SECONDS + 10,
         what="status.backlog read from the password-protected Redis",
     )
     assert backlog == 7
