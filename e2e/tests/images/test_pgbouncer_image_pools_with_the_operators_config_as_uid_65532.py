@@ -1,13 +1,13 @@
-"""The PgBouncer image as the operator's Deployment runs it, init container included.
+"""The PgBouncer image as the operator's Deployment runs it: its start script, then PgBouncer.
 
-The init container's own script (``/bin/sh`` and ``sed`` of the image) writes
-the auth file from the credentials into the auth volume; PgBouncer then runs
-as uid 65532 on a read-only root with the builder's pgbouncer.ini and that
-file mounted read-only. A real PostgreSQL (Debian's, through the harness) runs
-in the pod's network namespace at the address the stack names, so a client
-there is pooled through to it with the password of the auth file, and refused
-by PgBouncer with another. The image's stop signal is SIGINT, 1.18's draining
-shutdown.
+The container's command (``builders/pgbouncer.RUN_SCRIPT``, ``/bin/sh`` and
+``sed`` of the image) writes the auth file from the mounted credentials into the
+memory volume and starts PgBouncer as uid 65532 on a read-only root with the
+builder's pgbouncer.ini; a changed password file is taken up by a reload. A real
+PostgreSQL (Debian's, through the harness) runs in the pod's network namespace at
+the address the stack names, so a client there is pooled through to it with the
+password of the auth file, and refused by PgBouncer with another. The image's
+stop signal is SIGINT, 1.18's draining shutdown, which the script passes on.
 """
 
 from __future__ import annotations
@@ -130,40 +130,45 @@ def test_pgbouncer_pools_as_65532_with_the_rendered_config_and_auth_file(
     tmp_path: Path,
 ) -> None:
     image = built_images["pgbouncer"]
+    # The PostgreSQL here serves no TLS; an IP host would default to sslmode=require.
+    body = stack.model_dump(by_alias=True, exclude_none=True)
+    body["spec"]["pgbouncer"]["tls"] = {"sslmode": "disable"}
+    stack = RetentionStack.model_validate(body)
     deployment = pgbouncer_builder.build_pgbouncer_deployment(stack)
-    pod = deployment["spec"]["template"]["spec"]
-    init, main = pod["initContainers"][0], pod["containers"][0]
-    config, auth = tmp_path / "config", tmp_path / "auth"
-    config.mkdir()
-    auth.mkdir()
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "initContainers" not in deployment["spec"]["template"]["spec"]
+    config, auth, credentials = tmp_path / "config", tmp_path / "auth", tmp_path / "credentials"
+    for folder in (config, auth, credentials):
+        folder.mkdir()
     os.chown(auth, 65532, 65532)  # an emptyDir with fsGroup 65532
     ini = pgbouncer_builder.build_pgbouncer_config_map(stack)["data"]
     for key, text in ini.items():
         (config / key).write_text(text)
         (config / key).chmod(0o644)
-    init_mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
-    main_mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
-
-    writer = containerd.run_to_completion(
-        image,
-        "pgbouncer-userlist",
-        args=init["command"],
-        env={"PGBOUNCER_USER": stack.spec.pgbouncer.database.user, "PGBOUNCER_PASSWORD": PASSWORD},
-        mounts=[(auth, init_mounts["auth"], False)],
-    )
-    assert writer.returncode == 0, writer.stdout + writer.stderr
-    userlist = auth / pgbouncer_builder.AUTH_FILE
-    assert userlist.read_text() == '"app_user" "se""cret pass"\n'
-    assert userlist.stat().st_uid == 65532 and userlist.stat().st_mode & 0o077 == 0
+    # The Secret volume: mode 0440 (defaultMode 288), group 65532 by fsGroup.
+    password_file = credentials / pgbouncer_builder.PASSWORD_FILE
+    password_file.write_text(PASSWORD)
+    os.chown(password_file, 0, 65532)
+    password_file.chmod(0o440)
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    env = {e["name"]: e["value"] for e in main["env"]}
 
     bouncer = containerd.run(
         image,
         "pgbouncer",
         args=main["command"],
-        mounts=[(config, main_mounts["config"], True), (auth, main_mounts["auth"], True)],
+        env=env,
+        mounts=[
+            (config, mounts["config"], True),
+            (credentials, mounts["credentials"], True),
+            (auth, mounts["auth"], False),
+        ],
     )
     assert bouncer.uid() == 65532
     containerd.wait_for_output(bouncer, "listening on 0.0.0.0:6432")
+    userlist = auth / pgbouncer_builder.AUTH_FILE
+    assert userlist.read_text() == '"app_user" "se""cret pass"\n'
+    assert userlist.stat().st_uid == 65532 and userlist.stat().st_mode & 0o077 == 0
 
     postgres_in_pod(bouncer.pid, stack)
     assert _connect_in_netns(bouncer.pid, PASSWORD) == "connected as app_user"
