@@ -8,8 +8,9 @@ are in the read pool (the primary when none is).
 pgbouncer.ini lives in a ConfigMap and holds no secret. The credentials
 Secret is mounted as a file; the container's start script (:data:`RUN_SCRIPT`)
 writes the auth file (``userlist.txt``) from it into a memory-backed volume,
-starts PgBouncer, and sends it SIGHUP whenever the mounted config or password
-changes, so that a rotated password or a replica leaving the read pool is
+starts PgBouncer, passes a stop signal on as SIGINT (1.18's draining
+shutdown; SIGTERM is its fast exit), and sends it SIGHUP whenever the mounted
+config or password changes, so that a rotated password or a replica leaving the read pool is
 taken up by a reload, which keeps every client connection. A hash of the
 config on the pod template still rolls the pods on a spec change; the read
 pool's membership is left out of that hash, so it never rolls them.
@@ -46,7 +47,7 @@ render
 seen=$(state)
 "${PGBOUNCER_BIN:-pgbouncer}" "$PGBOUNCER_CONFIG" &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
+trap 'kill -INT "$pid" 2>/dev/null; wait "$pid" || true; exit 0' TERM INT
 while kill -0 "$pid" 2>/dev/null; do
   sleep "${PGBOUNCER_RELOAD_CHECK_SECONDS:-1}"
   now=$(state)
