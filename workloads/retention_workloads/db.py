@@ -318,6 +318,10 @@ def is_transient(exc: BaseException) -> bool:
         OSError
         | TimeoutError
         | asyncpg.InterfaceError
+        # A connection whose server went away mid-statement can be left with its
+        # protocol mid-operation ("cannot switch to state 12; another operation is
+        # in progress"); the pool closes it on release, and the next try gets another.
+        | asyncpg.exceptions.InternalClientError
         | asyncpg.PostgresConnectionError
         | asyncpg.exceptions.OperatorInterventionError
         | asyncpg.exceptions.InsufficientResourcesError
