@@ -4,6 +4,9 @@ Nothing but the patch: the operator grows the StatefulSet, moves a quarter
 of the slots with their keys to the new master, attaches its replica; then
 moves them back, lets the two pods leave the cluster, and shrinks the
 StatefulSet. Meanwhile the workers consume jobs posted through the API.
+Each way the stack's status passes through ``Reconciling`` with reason
+``Resharding``: a watch on the stack sees every status write, and the
+operator writes one when slots start to move.
 
 The host reaches the pods directly (routes via the real node's veth); the
 cluster announces hostnames, so the test's client maps them to pod IPs. The
@@ -17,8 +20,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -100,7 +107,64 @@ async def _masters(demo_runs: DemoRuns) -> list[int]:
     return sorted(count_slots(line.slots) for line in lines if line.is_master and line.slots)
 
 
+@contextmanager
+def _reconciling_seen(demo_runs: DemoRuns) -> Iterator[list[str]]:
+    """Every Reconciling=True reason and message of the stack while in the block.
+
+    ``kubectl get --watch -o json`` prints the stack at each write, so no
+    status write is missed, however short it stood (with ``-o jsonpath`` it
+    prints the first object only). The watch is up (it has printed the stack
+    as it is) before the block starts.
+    """
+    cp = demo_runs.current.cp
+    argv = [str(cp.bin_dir / "kubectl"), "--kubeconfig", str(cp.kubeconfig)]
+    argv += ["get", "rstack", STACK, "-n", NAMESPACE, "--watch", "-o", "json"]
+    chunks: list[str] = []
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+    def read() -> None:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            chunks.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _objects("".join(chunks)):
+            assert watch.poll() is None, f"kubectl --watch exited with {watch.returncode}"
+            assert time.monotonic() < deadline, "kubectl --watch printed no object in 30 s"
+            time.sleep(0.2)
+        seen: list[str] = []
+        yield seen
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+        reader.join(timeout=10)
+    for stack in _objects("".join(chunks)):
+        for c in (stack.get("status") or {}).get("conditions", []):
+            if c["type"] == "Reconciling" and c["status"] == "True":
+                reason = f"{c['reason']}: {c['message']}"
+                if reason not in seen:
+                    seen.append(reason)
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects printed one after another in ``text`` (a last partial one left out)."""
+    decoder = json.JSONDecoder()
+    found, at = [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        try:
+            obj, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return found
+        found.append(obj)
+
+
 def _ready_at_generation(demo_runs: DemoRuns) -> bool:
+    """Ready at the stack's generation."""
     stack = _kubectl_json(demo_runs, "get", "rstack", STACK)
     status = stack.get("status") or {}
     ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
@@ -112,17 +176,26 @@ def _ready_at_generation(demo_runs: DemoRuns) -> bool:
 
 
 async def _wait_shards(demo_runs: DemoRuns, shards: int) -> float:
-    """Wait for ``shards`` masters within one slot of even, all pods gone or in, and Ready."""
+    """Wait for ``shards`` masters within one slot of even, all pods gone or in, and Ready.
+
+    At the end ``status.redis`` lists the masters, each with its replica.
+    """
     began = time.monotonic()
     pods = shards * 2
     while True:
+        ready = _ready_at_generation(demo_runs)
         counts = await _masters(demo_runs)
         if (
             len(counts) == shards
             and counts[-1] - counts[0] <= 1
             and len(_pod_ips(demo_runs)) == pods
-            and _ready_at_generation(demo_runs)
+            and ready
         ):
+            block = (_kubectl_json(demo_runs, "get", "rstack", STACK)["status"]).get("redis", {})
+            assert (block.get("shards"), block.get("masters")) == (shards, shards), block
+            listed = block.get("slotsPerMaster", [])
+            assert sorted(m["slots"] for m in listed) == counts, block
+            assert all(len(m["replicas"]) == 1 for m in listed), block
             return time.monotonic() - began
         elapsed = time.monotonic() - began
         assert elapsed < RESHARD_TIMEOUT_S, f"not {shards} balanced shards: {counts}"
@@ -163,15 +236,24 @@ async def _scale_and_check(demo_runs: DemoRuns) -> None:
         assert len(pending) == READ
 
         await jobload.post_jobs(url, JOBS, task=task)
-        _patch_shards(demo_runs, 4)
-        seconds = await _wait_shards(demo_runs, 4)
+        with _reconciling_seen(demo_runs) as seen:
+            _patch_shards(demo_runs, 4)
+            seconds = await _wait_shards(demo_runs, 4)
         print(f"3 -> 4 shards with {KEYS} test keys: Ready again after {seconds:.0f} s")
+        print(f"Reconciling on the way to 4 shards: {seen}")
+        assert any(
+            reason.startswith("Resharding: ") and "slots to shard 4 of 4" in reason
+            for reason in seen
+        ), seen
         await _check_data(client, pending)
 
         await jobload.post_jobs(url, JOBS, task=task)
-        _patch_shards(demo_runs, None)
-        seconds = await _wait_shards(demo_runs, 3)
+        with _reconciling_seen(demo_runs) as seen:
+            _patch_shards(demo_runs, None)
+            seconds = await _wait_shards(demo_runs, 3)
         print(f"4 -> 3 shards with {KEYS} test keys: Ready again after {seconds:.0f} s")
+        print(f"Reconciling on the way to 3 shards: {seen}")
+        assert any(reason.startswith("Resharding: ") for reason in seen), seen
         await _check_data(client, pending)
 
         found = jobload.wait_rows(current.postgres, task, 2 * JOBS, timeout=120)

@@ -4,13 +4,15 @@
 the StatefulSet's readiness): once every pod is ready it brings the cluster
 to the shape the spec asks for (:func:`.redis_cluster.ensure_cluster`: form,
 grow, heal). :func:`health` is what the status reads call; it only reads
-(CLUSTER INFO and CLUSTER NODES), so a status refresh never writes to a node.
+(CLUSTER INFO, CLUSTER NODES, INFO replication), so a status refresh never
+writes to a node.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +21,16 @@ from retention_operator.builders import naming
 from retention_operator.kube import KubeClient, events
 from retention_operator.model import RetentionStack
 from retention_operator.reconcile import preflight
-from retention_operator.reconcile.status import ComponentHealth, workload_health
+from retention_operator.reconcile.status import (
+    REASON_RESHARDING,
+    ComponentHealth,
+    workload_health,
+)
 
 logger = logging.getLogger(__name__)
 Manifest = dict[str, Any]
+#: Called with the cluster while a step of :func:`converge` moves slots.
+Progress = Callable[[redis_cluster.ClusterHealth], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,18 @@ class Nodes:
     shape: redis_cluster.Shape
 
 
-async def converge(kube: KubeClient, stack: RetentionStack) -> None:
+async def converge(
+    kube: KubeClient, stack: RetentionStack, *, on_progress: Progress | None = None
+) -> None:
     """Bring a managed cluster to its spec's shape once its StatefulSet is ready.
 
     Does nothing for an external Redis or while a pod is not ready (a later
     readiness change of the StatefulSet calls again). A formed cluster of the
     asked shape receives no writes. What a step reports worth knowing
-    (nodes forgotten, moves started and finished) becomes a Normal Event.
+    (nodes replaced or forgotten, moves started and finished) becomes a
+    Normal Event. While slots move, and while the step waits for replicas to
+    finish their sync, ``on_progress`` hears the cluster as the step has just
+    read it, every two seconds or so (the caller writes the status from it).
     """
     if stack.spec.redis.managed is None:
         return
@@ -63,6 +76,11 @@ async def converge(kube: KubeClient, stack: RetentionStack) -> None:
             message=note.message,
         )
 
+    async def progress(health: redis_cluster.ClusterHealth) -> bool:
+        assert on_progress is not None
+        await on_progress(health)
+        return True
+
     try:
         result = await redis_cluster.ensure_cluster(
             nodes=nodes.addresses,
@@ -71,6 +89,7 @@ async def converge(kube: KubeClient, stack: RetentionStack) -> None:
             password=nodes.password,
             labels=nodes.labels,
             on_notice=notice,
+            on_progress=progress if on_progress is not None else None,
         )
     except ValueError as exc:
         # More pods are asked for than run (a scale-out not yet rolled out).
@@ -116,21 +135,32 @@ async def _replicas(kube: KubeClient, stack: RetentionStack) -> int:
 
 
 async def health(
-    kube: KubeClient, stack: RetentionStack, statefulset: ComponentHealth | None
-) -> ComponentHealth | None:
-    """Health of the queue's Redis: the external server's reachability, or the managed cluster's.
+    kube: KubeClient,
+    stack: RetentionStack,
+    statefulset: ComponentHealth | None,
+    *,
+    cluster: redis_cluster.ClusterHealth | None = None,
+) -> tuple[ComponentHealth | None, redis_cluster.ClusterHealth | None]:
+    """Health of the queue's Redis, and the managed cluster as its nodes report it.
 
-    A managed cluster is healthy only when its StatefulSet is ready and the
-    cluster has the shape asked for; until then the message says what it
-    waits for. Sends no writes to any node.
+    The external server: its reachability, no cluster. A managed cluster is
+    healthy only when its StatefulSet is ready and the cluster has the shape
+    asked for; until then the message says what it waits for, with reason
+    ``Resharding`` while slots move. The cluster is read once some pod is
+    ready (a master that died is reported by the others), unless the caller
+    passes what a step in progress has just read. Sends no writes to any node.
     """
     external = stack.spec.redis.external
     if external is not None:
         problem = await preflight.external_redis_problem(stack)
-        return ComponentHealth(None, None, problem.message if problem else None)
-    if statefulset is None or not statefulset.healthy:
-        return statefulset
-    return cluster_component_health(statefulset, await read_cluster(await redis_nodes(kube, stack)))
+        return ComponentHealth(None, None, problem.message if problem else None), None
+    if statefulset is None or not statefulset.ready:
+        return statefulset, cluster
+    if cluster is None:
+        cluster = await read_cluster(await redis_nodes(kube, stack))
+    if not statefulset.healthy:
+        return statefulset, cluster
+    return cluster_component_health(statefulset, cluster), cluster
 
 
 async def read_cluster(nodes: Nodes) -> redis_cluster.ClusterHealth:
@@ -146,6 +176,13 @@ def cluster_component_health(
     """The Redis component: the ready StatefulSet's counts, with what the cluster waits for."""
     if cluster.ok:
         return statefulset
+    if cluster.moving:
+        return ComponentHealth(
+            statefulset.desired,
+            statefulset.ready,
+            f"resharding the Redis cluster: {cluster.moving}",
+            reason=REASON_RESHARDING,
+        )
     return ComponentHealth(
         statefulset.desired,
         statefulset.ready,

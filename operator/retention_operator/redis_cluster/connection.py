@@ -73,7 +73,7 @@ async def _connect(
 
 
 async def probe(address: Address, *, password: str | None, seconds: float) -> Probe:
-    """Read CLUSTER INFO and CLUSTER NODES of one node in one round trip.
+    """Read CLUSTER INFO, CLUSTER NODES and INFO replication of one node in one round trip.
 
     Returns a Probe whose ``view`` is None (and ``error`` says why) if the node
     cannot be reached, rejects the password, is not in cluster mode, or does
@@ -89,8 +89,14 @@ async def probe(address: Address, *, password: str | None, seconds: float) -> Pr
             # is parsed here rather than by version-dependent response callbacks.
             pipe.execute_command("CLUSTER", "INFO")
             pipe.execute_command("CLUSTER", "NODES")
-            info, nodes = await pipe.execute()
-        view = NodeView(info=parse_cluster_info(str(info)), lines=parse_cluster_nodes(str(nodes)))
+            # Whether a replica is linked and has its data: CLUSTER NODES does not say.
+            pipe.execute_command("INFO", "replication")
+            info, nodes, replication = await pipe.execute()
+        view = NodeView(
+            info=parse_cluster_info(str(info)),
+            lines=parse_cluster_nodes(str(nodes)),
+            replication=_fields(replication),
+        )
         view.me  # noqa: B018 - a view without its own line is not a usable answer.
     except _FAILURES as exc:
         return Probe(address=address, view=None, error=_describe(exc))
@@ -139,6 +145,16 @@ async def resolve(address: Address, *, seconds: float) -> str | None:
     except (OSError, TimeoutError):
         return None
     return str(infos[0][4][0]) if infos else None
+
+
+def _fields(reply: object) -> dict[str, str]:
+    """INFO's fields as strings, whether redis-py parsed the reply into a dict or not.
+
+    Nested values (a master's ``slave0:ip=...,state=online``) are left out.
+    """
+    if isinstance(reply, dict):
+        return {str(key): str(value) for key, value in reply.items() if not isinstance(value, dict)}
+    return parse_cluster_info(str(reply))
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,8 +4,9 @@
 Each round reads every node, plans with :func:`.layout.plan_layout`, does the
 first step the plan has, and reads again; it ends when nothing is left to
 do, when it waits for something no command brings (a node that does not
-answer, gossip that does not settle within the wait), or when its caller
-says stop. Nothing is kept between calls: an interrupted call (the operator
+answer, gossip that does not settle within the wait, replicas that have not
+finished their sync within :data:`SYNC_SECONDS`), or when its caller says
+stop. Nothing is kept between calls: an interrupted call (the operator
 killed in the middle of a slot move) is finished by the next one from what
 the nodes report.
 
@@ -47,11 +48,21 @@ SLOTS_PER_BATCH = 128
 _MOVE_ROUND_SECONDS = 1.0
 # Progress is reported at most this often while slots move.
 _PROGRESS_SECONDS = 2.0
+#: How long a call waits, once nothing else is left, for replicas to finish
+#: their sync. A new replica's first sync starts only after the master's
+#: ``repl-diskless-sync-delay`` (5 s by default), then the data is sent; Redis
+#: itself drops a transfer that has had no I/O for ``repl-timeout`` (60 s).
+#: Past this the health says which replica is still syncing, and the next call
+#: (the next change of the StatefulSet) looks again.
+SYNC_SECONDS = 60.0
+# How often the views are re-read while replicas sync.
+_SYNC_POLL_INTERVAL = 0.5
 
 #: What :func:`ensure_cluster` reports to its caller while it runs (for Events).
 MOVES_STARTED = "MovesStarted"
 MOVES_FINISHED = "MovesFinished"
 NODE_FORGOTTEN = "NodeForgotten"
+NODE_REPLACED = "NodeReplaced"
 NODES_REMOVED = "NodesRemoved"
 FAILOVER_ASKED = "FailoverAsked"
 
@@ -95,9 +106,12 @@ async def ensure_cluster(
     Does nothing (no writes) while some node does not answer. A wait for
     gossip that runs out after ``timeout`` seconds is no error: the health
     returned says what is still awaited, and the next call continues.
-    ``on_progress`` is called with the health at most every two seconds
-    while slots move; when it returns False the call stops after the batch
-    in flight (no slot is left open). ``on_notice`` hears of moves started
+    Once nothing else is left, it waits up to :data:`SYNC_SECONDS` for
+    every replica to be linked and synced (the health is not ok before).
+    ``on_progress`` is called with the health when slots start to move,
+    then at most every two seconds while they move or replicas sync; when it
+    returns False the call stops after the batch in flight (no slot is left
+    open). ``on_notice`` hears of moves started
     and finished, nodes forgotten or removed, failovers asked. Never raises
     for network errors; raises ValueError for fewer nodes than the shape needs.
     """
@@ -145,6 +159,7 @@ class _Run:
         ]
         loop = asyncio.get_running_loop()
         idle_until = loop.time() + self.timeout
+        sync_until: float | None = None
         while True:
             probes = await self._probe()
             if not all(probe.answering for probe in probes):
@@ -166,9 +181,18 @@ class _Run:
                 idle_until = loop.time() + self.timeout
                 continue
             await self._moves_over(layout)
-            # Nothing to do: done, blocked, or waiting for gossip to settle.
+            # Nothing to do: done, blocked, or waiting for gossip to settle or replicas to sync.
             health = self._assess(probes)
-            if health.ok or layout.blocked or loop.time() >= idle_until:
+            if health.ok or layout.blocked:
+                return health
+            if _only_syncing(health):
+                sync_until = sync_until or loop.time() + SYNC_SECONDS
+                await self._report()
+                if self.stop or loop.time() >= max(idle_until, sync_until):
+                    return health
+                await asyncio.sleep(_SYNC_POLL_INTERVAL)
+                continue
+            if loop.time() >= idle_until:
                 return health
             await asyncio.sleep(_POLL_INTERVAL)
 
@@ -183,6 +207,8 @@ class _Run:
             await self._forget(views, layout.forget)
         elif layout.meets is not None and layout.meets.newcomers:
             await self._meet(views, layout)
+        elif layout.takeovers:
+            await self._failover(views, layout.takeovers, force=True)
         elif layout.open_slots:
             await self._close_open(views, layout)
         elif layout.failovers:
@@ -235,10 +261,10 @@ class _Run:
             )
         )
         for node_id in sorted({node_id for _, node_id in pairs}):
-            await self._notice(NODE_FORGOTTEN, self._forgotten(views, node_id))
+            await self._notice(*self._forgotten(views, node_id))
 
-    def _forgotten(self, views: list[NodeView], node_id: str) -> str:
-        """Say which pod a forgotten node was, when its hostname or address tells."""
+    def _forgotten(self, views: list[NodeView], node_id: str) -> tuple[str, str]:
+        """The notice of a forgotten node: the pod it was, when its hostname or address tells."""
         for view in views:
             for line in view.lines:
                 if line.node_id != node_id:
@@ -249,10 +275,11 @@ class _Run:
                         and line.address.split("@")[0].endswith(f":{self.nodes[index][1]}")
                     ):
                         return (
+                            NODE_REPLACED,
                             f"{label} came back without its data (a new node id); "
-                            f"its old node {node_id[:8]} is forgotten and it rejoins"
+                            f"its old node {node_id[:8]} is forgotten and it rejoins",
                         )
-        return f"node {node_id[:8]} belongs to no pod any more and is forgotten"
+        return NODE_FORGOTTEN, f"node {node_id[:8]} belongs to no pod any more and is forgotten"
 
     async def _meet(self, views: list[NodeView], layout: Layout) -> None:
         plan = layout.meets
@@ -274,15 +301,22 @@ class _Run:
 
         await self._wait(joined, waiting_for="all nodes to know each other")
 
-    async def _failover(self, views: list[NodeView], heirs: Sequence[int]) -> None:
+    async def _failover(
+        self, views: list[NodeView], heirs: Sequence[int], *, force: bool = False
+    ) -> None:
+        """Replicas take over from their masters: a leaving one, or (``force``) one gone.
+
+        A master that no pod runs cannot agree to a manual failover, so the
+        replica is told FORCE: it starts Redis' election without it.
+        """
         for index in heirs:
             master = views[index].me.master_id or ""
+            why = "which no pod runs any more" if force else "which leaves"
             await self._notice(
                 FAILOVER_ASKED,
-                f"{self.labels[index]} takes over from {self._label_of(views, master)}, "
-                "which leaves",
+                f"{self.labels[index]} takes over from {self._label_of(views, master)}, {why}",
             )
-            await self._send(index, "CLUSTER", "FAILOVER")
+            await self._send(index, "CLUSTER", "FAILOVER", *(["FORCE"] if force else []))
         await self._wait(
             lambda views: all(views[i].me.is_master for i in heirs),
             waiting_for="the replicas to take over",
@@ -339,6 +373,11 @@ class _Run:
         if self.moving_since is None:
             self.moving_since = time.monotonic()
             await self._notice(MOVES_STARTED, self._moves_text(layout))
+            # Reported before the first batch, so that the status tells of every
+            # move, even one done within a round.
+            await self._report(now=True)
+            if self.stop:
+                return
         until = loop.time() + _MOVE_ROUND_SECONDS
         for move in layout.moves:
             for first in range(0, len(move.slots), SLOTS_PER_BATCH):
@@ -377,9 +416,14 @@ class _Run:
         if not all(probe.answering for probe in probes) or _views(probes)[target].state != "ok":
             raise _Halt(f"Waiting for {waiting_for} before slots move to it.")
 
-    async def _report(self) -> None:
-        """Tell the caller how far the move is, at most every two seconds; it may say stop."""
-        if self.on_progress is None or time.monotonic() - self.reported_at < _PROGRESS_SECONDS:
+    async def _report(self, *, now: bool = False) -> None:
+        """Tell the caller how far the move (or the sync) is, at most every two seconds.
+
+        ``now``: whatever the time since the last report. The caller may say stop.
+        """
+        if self.on_progress is None:
+            return
+        if not now and time.monotonic() - self.reported_at < _PROGRESS_SECONDS:
             return
         self.reported_at = time.monotonic()
         if not await self.on_progress(self._assess(await self._probe())):
@@ -480,6 +524,11 @@ class _Run:
 
     def _assess(self, probes: Sequence[Probe]) -> ClusterHealth:
         return assess(probes, shape=self.shape, labels=self.labels)
+
+
+def _only_syncing(health: ClusterHealth) -> bool:
+    """True when the one thing the cluster lacks is replicas that finish their sync."""
+    return bool(health.syncing) and health.formed and health.state_ok and health.settled
 
 
 def _views(probes: Sequence[Probe]) -> list[NodeView]:

@@ -1,5 +1,11 @@
 """Health of a managed Redis Cluster, judged from what every node says.
 
+A replica counts as attached once CLUSTER NODES names its master, but the
+cluster is ok only when every replica is also linked and synced (INFO
+replication, ``master_link_status:up``): a replica whose first sync has not
+completed cannot fail over (Redis counts its data as old since forever), so
+until then its shard has no usable copy.
+
 :func:`cluster_health` is what the reconciler calls to fill the Redis part of
 a stack's status (it sends no writes); :func:`assess` is the pure judgement
 behind it, also used by :mod:`.converge` to report the state after a step.
@@ -15,8 +21,8 @@ from dataclasses import dataclass, replace
 
 from retention_operator.redis_cluster.connection import Probe, probe_all
 from retention_operator.redis_cluster.layout import Layout, plan_layout, released
-from retention_operator.redis_cluster.slots import SLOT_COUNT
-from retention_operator.redis_cluster.topology import NodeView
+from retention_operator.redis_cluster.slots import SLOT_COUNT, SlotRange, count_slots
+from retention_operator.redis_cluster.topology import NodeLine, NodeView
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,20 @@ class Shape:
 
 @dataclass(frozen=True)
 class ShardHealth:
-    """One serving master: its label (pod name), how many slots it holds, its replicas."""
+    """One master serving slots: its label (pod name), its slots, its replicas.
+
+    ``failing``: the master does not answer or the others mark it failed; its
+    slots are still its own until a replica takes them over. ``syncing``:
+    replicas of it that answer but are not linked and synced (INFO
+    replication), so they could not take over yet.
+    """
 
     master: str
     slots: int
     replicas: tuple[str, ...]
+    ranges: tuple[SlotRange, ...] = ()
+    failing: bool = False
+    syncing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,15 @@ class ClusterHealth:
     counted). ``replicas``: answering nodes that replicate a master.
     ``settled``: nothing is left to do for the shape asked (always True when
     no shape is given). ``resharding``: slots are still to move with their
-    keys. ``released``: no node past the shape is a member any more.
-    ``shards``: the serving masters, lowest slot first. ``message``: one
-    sentence, what is awaited or ``cluster ok: ...``.
+    keys; ``moving`` says which (``moving 1365 of 5461 slots to shard 4 of 4
+    (pod-6)``), "" when none. ``released``: no node past the shape is a member any more.
+    ``shards``: the masters serving slots, lowest slot first, as the
+    answering nodes report them (a master that does not answer is there,
+    ``failing``, until a replica takes its slots). ``syncing``: the
+    replicas (of the nodes that stay) that answer but are not linked and
+    synced, each with its master (``pod-4 is syncing from pod-1``), "" when
+    every one is. ``message``: one sentence, what is awaited or ``cluster
+    ok: ...``.
     """
 
     answering: int
@@ -70,11 +91,13 @@ class ClusterHealth:
     resharding: bool = False
     released: bool = True
     shards: tuple[ShardHealth, ...] = ()
+    moving: str = ""
+    syncing: str = ""
 
     @property
     def ok(self) -> bool:
-        """True when formed as asked and every node reports ``cluster_state:ok``."""
-        return self.formed and self.state_ok and self.settled
+        """True when formed as asked, every node is ``cluster_state:ok``, every replica synced."""
+        return self.formed and self.state_ok and self.settled and not self.syncing
 
 
 async def cluster_health(
@@ -88,7 +111,8 @@ async def cluster_health(
     """Read every node concurrently and judge the cluster; never raises for I/O errors.
 
     A node that cannot be reached, rejects ``password`` or does not answer
-    within ``timeout`` seconds counts as not answering. Sends no writes.
+    within ``timeout`` seconds counts as not answering. Sends no writes
+    (CLUSTER INFO, CLUSTER NODES, INFO replication).
     """
     probes = await probe_all(nodes, password=password, seconds=timeout)
     return assess(probes, shape=shape, labels=labels)
@@ -125,12 +149,14 @@ def assess(
     if len(views) < len(probes):
         silent = ", ".join(n for n, probe in zip(names, probes, strict=True) if not probe.answering)
         message = f"{len(views)}/{len(probes)} Redis nodes answering; waiting for {silent}."
-        return replace(base, message=message)
-    shards = _shards(views, names)
+        return replace(base, message=message, shards=_shards(probes, names))
+    shards = _shards(probes, names)
     if shape is None:
         formed = is_one_cluster(views, total=len(views)) and all(
             view.slots_assigned == SLOT_COUNT for view in views
         )
+        syncing = _syncing(views, names)
+        base = replace(base, syncing=syncing)
         message = _message(views, names, formed=formed, base=base)
         return replace(base, formed=formed, message=message, shards=shards)
     keep = shape.nodes
@@ -141,16 +167,21 @@ def assess(
         staying_ids <= view.known_ids and view.slots_assigned == SLOT_COUNT for view in staying
     )
     state_ok = all(view.state == "ok" for view in staying)
-    message = _shape_message(layout, views, names, shape=shape, state_ok=state_ok, formed=formed)
+    syncing = _syncing(views, names, keep=keep)
+    message = _shape_message(
+        layout, views, names, shape=shape, state_ok=state_ok, formed=formed, syncing=syncing
+    )
     return replace(
         base,
         formed=formed,
         state_ok=state_ok,
+        syncing=syncing,
         message=message,
         settled=not layout.steps_left and not layout.waiting and not layout.blocked,
         resharding=layout.resharding,
         released=released(views, keep=keep),
         shards=shards,
+        moving=_moving(layout, names, shards=shape.shards) if layout.resharding else "",
     )
 
 
@@ -162,23 +193,107 @@ def is_one_cluster(views: Sequence[NodeView], *, total: int) -> bool:
     return len(members) == total and all(view.known_ids == members for view in views)
 
 
-def _shards(views: Sequence[NodeView], names: Sequence[str]) -> tuple[ShardHealth, ...]:
-    serving = sorted(
-        (index for index, view in enumerate(views) if view.owned_slot_count() > 0),
-        key=lambda index: min(views[index].me.slots),
-    )
+def _shards(probes: Sequence[Probe], names: Sequence[str]) -> tuple[ShardHealth, ...]:
+    """The masters serving slots, from each answering node's own line and, for the others,
+    from what the answering nodes say of them (slots a replica has taken over excluded)."""
+    views = [(index, probe.view) for index, probe in enumerate(probes) if probe.view is not None]
+    by_address = {probe.label: names[index] for index, probe in enumerate(probes)}
+    label = {view.me.node_id: names[index] for index, view in views}
+    own = {view.me.node_id: view.me for _, view in views}
+    seen: dict[str, NodeLine] = {}
+    failing: set[str] = set()
+    for _, view in views:
+        for line in view.lines:
+            if line.in_handshake or line.node_id in own:
+                continue
+            seen.setdefault(line.node_id, line)
+            label.setdefault(line.node_id, _line_label(line, by_address))
+            if line.failing:
+                failing.add(line.node_id)
+    lines = {**seen, **own}
+    unsynced = {view.me.node_id for _, view in views if view.me.is_replica and not view.synced}
+    served = {
+        slot
+        for line in own.values()
+        if line.is_master
+        for first, last in line.slots
+        for slot in range(first, last + 1)
+    }
+    masters = []
+    for node_id, line in lines.items():
+        if not (line.is_master and line.slots):
+            continue
+        if node_id not in own and any(first in served for first, _ in line.slots):
+            continue  # a replica has taken these slots over
+        masters.append(line)
+    masters.sort(key=lambda line: min(line.slots))
     return tuple(
         ShardHealth(
-            master=names[index],
-            slots=views[index].owned_slot_count(),
+            master=label[line.node_id],
+            slots=count_slots(line.slots),
             replicas=tuple(
-                names[j]
-                for j, view in enumerate(views)
-                if view.me.is_replica and view.me.master_id == views[index].me.node_id
+                sorted(
+                    (
+                        label[other.node_id]
+                        for other in lines.values()
+                        if other.is_replica and other.master_id == line.node_id
+                    ),
+                    key=lambda name: (_ordinal(names, name), name),
+                )
+            ),
+            ranges=tuple(sorted(line.slots)),
+            failing=line.node_id not in own or line.node_id in failing,
+            syncing=tuple(
+                sorted(
+                    (
+                        label[other.node_id]
+                        for other in lines.values()
+                        if other.node_id in unsynced and other.master_id == line.node_id
+                    ),
+                    key=lambda name: (_ordinal(names, name), name),
+                )
             ),
         )
-        for index in serving
+        for line in masters
     )
+
+
+def _syncing(views: Sequence[NodeView], names: Sequence[str], *, keep: int | None = None) -> str:
+    """``pod-4 is syncing from pod-1, ...``: each replica not linked and synced, "" if none.
+
+    ``views`` are every node, in the order of ``names``; the first ``keep``
+    (all by default) are judged. A replica whose link has not been up since
+    it became this master's replica, or that reads its master's data
+    (``master_sync_in_progress:1``), is syncing: during the master's
+    ``repl-diskless-sync-delay`` the master has not yet answered its PSYNC,
+    so INFO shows the link down and no sync in progress. One whose link was
+    up and is down is said to have lost it. No count of seconds: the
+    message goes into the status, which is written when it changes.
+    """
+    label = {view.me.node_id: names[index] for index, view in enumerate(views)}
+    parts = []
+    for index, view in enumerate(views[:keep]):
+        me = view.me
+        if not me.is_replica or view.synced:
+            continue
+        master = label.get(me.master_id or "", f"node {(me.master_id or '?')[:8]}")
+        if view.sync_in_progress or view.link_down_seconds is None:
+            parts.append(f"{names[index]} is syncing from {master}")
+        else:
+            parts.append(f"{names[index]} lost its link to {master}")
+    return ", ".join(parts)
+
+
+def _ordinal(names: Sequence[str], name: str) -> int:
+    return names.index(name) if name in names else len(names)
+
+
+def _line_label(line: NodeLine, by_address: dict[str, str]) -> str:
+    """Name a node that did not answer by its announced hostname or address, as a pod."""
+    host = line.hostname.split(".")[0]
+    if host in by_address.values():
+        return host
+    return by_address.get(line.address.split("@")[0], f"node {line.node_id[:8]}")
 
 
 def _message(
@@ -199,6 +314,8 @@ def _message(
         return f"Waiting for slot assignment: {assigned} of {SLOT_COUNT} slots assigned."
     if not base.state_ok:
         return _not_ok(views, names)
+    if base.syncing:
+        return _not_synced(base.syncing)
     return _ok(base.masters, base.replicas)
 
 
@@ -210,6 +327,7 @@ def _shape_message(
     shape: Shape,
     state_ok: bool,
     formed: bool,
+    syncing: str,
 ) -> str:
     """The next thing the plan does, or what it waits for, in one sentence."""
     keep = shape.nodes
@@ -244,6 +362,8 @@ def _shape_message(
         return f"Waiting for slot assignment: {assigned} of {SLOT_COUNT} slots assigned."
     if not state_ok:
         return _not_ok(views[:keep], names)
+    if syncing:
+        return _not_synced(syncing)
     return _ok(shape.shards, shape.shards * shape.replicas)
 
 
@@ -269,6 +389,10 @@ def _moving(layout: Layout, names: Sequence[str], *, shards: int) -> str:
 def _not_ok(views: Sequence[NodeView], names: Sequence[str]) -> str:
     failing = [names[index] for index, view in enumerate(views) if view.state != "ok"]
     return f"Waiting for cluster_state:ok on {', '.join(failing)}."
+
+
+def _not_synced(syncing: str) -> str:
+    return f"Waiting for replicas to sync: {syncing}."
 
 
 def _ok(masters: int, replicas: int) -> str:

@@ -12,6 +12,11 @@ The steps, in the order they are done:
 
 1. ``forget``: members no pod has any more (a volume wiped, a pod gone).
 2. ``meets``: pods of ``keep`` that are not in the cluster (new, or replaced).
+   ``takeovers``: the replica of a master that no pod has any more (gone
+   for certain, since every pod answered) takes its slots (CLUSTER FAILOVER
+   FORCE, Redis' own election): a node back at the same address leaves the
+   old id flagged ``noaddr``, which Redis never marks failed, so no failover
+   would come by itself.
 3. ``open_slots``: slots left MIGRATING/IMPORTING by an interrupted move.
 4. ``failovers``: a replica that stays takes over from a master that leaves.
 5. ``resets``: a replica that stays is turned into an empty master (more shards, no new pod).
@@ -84,6 +89,7 @@ class Layout:
     masters: tuple[MasterShare, ...]
     forget: tuple[tuple[int, str], ...] = ()
     meets: MeetPlan | None = None
+    takeovers: tuple[int, ...] = ()
     open_slots: tuple[OpenSlot, ...] = ()
     failovers: tuple[int, ...] = ()
     resets: tuple[int, ...] = ()
@@ -101,6 +107,7 @@ class Layout:
         return bool(
             self.forget
             or meets
+            or self.takeovers
             or self.open_slots
             or self.failovers
             or self.resets
@@ -156,7 +163,9 @@ class _Cluster:
         return me.master_id if me.is_replica else None
 
     def replicas_of(self, index: int, among: range) -> list[int]:
-        node_id = self.ids[index]
+        return self.replicas_of_id(self.ids[index], among)
+
+    def replicas_of_id(self, node_id: str, among: range) -> list[int]:
         return [j for j in among if self.master_of(j) == node_id]
 
 
@@ -187,6 +196,16 @@ def plan_layout(views: Sequence[NodeView], *, keep: int, shards: int, replicas: 
             meets=meets,
             waiting=waiting or "all nodes to know each other",
             blocked=blocked,
+        )
+    stale = _stale_owner(cluster)
+    if stale is not None:
+        # A member no pod has still serves slots (its replica is about to take
+        # over): until then a node in its place must not take its replica (which
+        # would drop the only copy) nor slots.
+        return Layout(
+            masters=(),
+            takeovers=_plan_takeovers(cluster),
+            waiting=waiting or f"slots of node {stale[:8]} to be served",
         )
     conflict = _conflicting_slot(cluster)
     if conflict is not None:
@@ -252,6 +271,40 @@ def _plan_forget(cluster: _Cluster) -> tuple[tuple[tuple[int, str], ...], str]:
         # A node cannot forget its own master; it is re-pointed first (replicate).
         pairs += [(i, stale) for i, _ in seen if cluster.master_of(i) != stale]
     return tuple(pairs), waiting
+
+
+def _stale_owner(cluster: _Cluster) -> str | None:
+    """A member that matches no pod but serves slots in some node's view, or None."""
+    pods = set(cluster.ids)
+    for view in cluster.views:
+        for line in view.lines:
+            if line.node_id not in pods and line.is_master and line.slots and not line.in_handshake:
+                return line.node_id
+    return None
+
+
+def _plan_takeovers(cluster: _Cluster) -> tuple[int, ...]:
+    """Staying replicas of members no pod has that still serve slots, to take them over.
+
+    Every pod answers when a plan is made, so such a member is gone for
+    certain; once every node that knows it sees it failing, its first
+    staying replica is asked to take over.
+    """
+    pods = set(cluster.ids)
+    heirs: list[int] = []
+    seen: set[str] = set()
+    for view in cluster.views:
+        for line in view.lines:
+            if line.node_id in pods or line.node_id in seen or not (line.is_master and line.slots):
+                continue
+            seen.add(line.node_id)
+            failing = all(
+                other.failing for v in cluster.views for other in _lines_of(v, line.node_id)
+            )
+            replicas = cluster.replicas_of_id(line.node_id, cluster.staying)
+            if failing and replicas:
+                heirs.append(replicas[0])
+    return tuple(heirs)
 
 
 def _lines_of(view: NodeView, node_id: str) -> list[NodeLine]:

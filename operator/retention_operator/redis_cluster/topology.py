@@ -1,14 +1,14 @@
-"""What one Redis node says about the cluster: parsed CLUSTER NODES and CLUSTER INFO.
+"""What one Redis node says about the cluster: parsed CLUSTER NODES, CLUSTER INFO, INFO replication.
 
-Pure parsing, no I/O. :mod:`.probe` reads the raw text from a node and builds
-a :class:`NodeView`; :mod:`.health` and :mod:`.plan` judge a list of them.
+Pure parsing, no I/O. :mod:`.connection` reads the raw text from a node and builds
+a :class:`NodeView`; :mod:`.health` and :mod:`.layout` judge a list of them.
 The format is the one documented for CLUSTER NODES:
 ``<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from retention_operator.redis_cluster.slots import SlotRange, count_slots
 
@@ -74,10 +74,15 @@ class NodeLine:
 
 @dataclass(frozen=True)
 class NodeView:
-    """CLUSTER INFO and CLUSTER NODES of one node, read in one round trip."""
+    """CLUSTER INFO, CLUSTER NODES and INFO replication of one node, read in one round trip.
+
+    ``replication``: the fields of INFO replication (``master_link_status``,
+    ``master_sync_in_progress``, ...); empty when not read.
+    """
 
     info: dict[str, str]
     lines: tuple[NodeLine, ...]
+    replication: dict[str, str] = field(default_factory=dict)
 
     @property
     def me(self) -> NodeLine:
@@ -104,6 +109,39 @@ class NodeView:
     def config_epoch(self) -> int:
         return self.me.config_epoch
 
+    @property
+    def synced(self) -> bool:
+        """True when this node, a replica, is linked to its master and has its data.
+
+        Redis reports ``master_link_status:up`` only once a sync (full or
+        partial) has completed and the link is connected; until a replica's
+        first sync completes it counts its data as old since forever and
+        cannot fail over (cluster.c, ``clusterHandleSlaveFailover``: data age
+        from ``repl_down_since``, 0 until then). A replica whose replication
+        was not read counts as not synced.
+        """
+        return self.replication.get("master_link_status") == "up"
+
+    @property
+    def sync_in_progress(self) -> bool:
+        """True while a replica reads its master's data (``master_sync_in_progress:1``).
+
+        Not yet during the master's ``repl-diskless-sync-delay``: the master
+        answers the replica's PSYNC (``+FULLRESYNC``) only when the transfer
+        starts, and the replica is in a transfer only from then on.
+        """
+        return self.replication.get("master_sync_in_progress") == "1"
+
+    @property
+    def link_down_seconds(self) -> int | None:
+        """Seconds since a replica's link that was up went down; None if it never came up.
+
+        Redis prints ``master_link_down_since_seconds:-1`` while the link has
+        not been up since the node became this master's replica.
+        """
+        seconds = _int(self.replication.get("master_link_down_since_seconds", "-1") or "-1")
+        return seconds if seconds >= 0 else None
+
     def assigned_ranges(self) -> list[SlotRange]:
         """Every slot range this node believes some master owns."""
         return [rng for line in self.lines if line.is_master for rng in line.slots]
@@ -114,7 +152,10 @@ class NodeView:
 
 
 def parse_cluster_info(text: str) -> dict[str, str]:
-    """Parse CLUSTER INFO text (``key:value`` per line) into a dict of strings."""
+    """Parse CLUSTER INFO or INFO text (``key:value`` per line) into a dict of strings.
+
+    Lines without a colon (INFO's ``# Replication`` header) are skipped.
+    """
     pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
     return {key.strip(): value.strip() for key, value in pairs}
 

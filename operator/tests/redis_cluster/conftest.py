@@ -11,10 +11,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from harness.services import RedisServer
 from retention_operator.redis_cluster import ClusterHealth, cluster_health
 from retention_operator.redis_cluster.topology import NodeView, parse_cluster_nodes
+
+#: The job stream and its group, as the queue names them (one slot by the hash tag).
+STREAM, GROUP = "{demo}:jobs", "workers"
+#: Entries in the stream, and how many of them a worker has read but not acknowledged.
+ENTRIES, READ = 300, 120
 
 Addresses = Callable[[Sequence[RedisServer]], list[tuple[str, int]]]
 WaitHealthy = Callable[[Sequence[RedisServer]], Awaitable[ClusterHealth]]
@@ -58,6 +64,46 @@ def command_calls() -> CommandCalls:
         return int(entry.get("calls", 0)) if isinstance(entry, dict) else 0
 
     return calls
+
+
+async def fill(client: RedisCluster, keys: int) -> None:
+    """``keys`` keys ``key:<n>`` over all slots, and the stream with READ entries pending."""
+    for first in range(0, keys, 1000):
+        last = min(keys, first + 1000)
+        await client.mset_nonatomic({f"key:{n}": f"value {n}" for n in range(first, last)})
+    await client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    for n in range(ENTRIES):
+        await client.xadd(STREAM, {"job": str(n)})
+    read = await client.xreadgroup(GROUP, "worker-1", {STREAM: ">"}, count=READ)
+    assert len(read[0][1]) == READ
+
+
+def replicated(master: RedisServer, *, seconds: float = 20.0) -> None:
+    """Wait until ``master``'s replica has acknowledged every write so far (``WAIT 1``).
+
+    A replica that has never completed its first sync cannot fail over
+    (Redis counts its data as old since forever), and a new replica's first
+    sync starts only after ``repl-diskless-sync-delay`` (5 s by default):
+    a master killed before that loses its slots for good, as it would in
+    production. Tests that kill a master kill it after this.
+    """
+    with master.client(timeout=seconds + 5) as conn:
+        acked = conn.execute_command("WAIT", 1, int(seconds * 1000))
+    assert acked >= 1, f"{master.name}: no replica acknowledged the writes in {seconds} s"
+
+
+async def pending_ids(client: RedisCluster) -> list[str]:
+    """The ids of the group's pending entries, in order."""
+    pending = await client.xpending_range(STREAM, GROUP, "-", "+", ENTRIES)
+    return [entry["message_id"] for entry in pending]
+
+
+async def assert_all_there(client: RedisCluster, keys: int, pending: list[str]) -> None:
+    """Every key with its value, every stream entry, the same pending ids."""
+    values = await client.mget_nonatomic([f"key:{n}" for n in range(keys)])
+    assert values == [f"value {n}" for n in range(keys)]
+    assert await client.xlen(STREAM) == ENTRIES
+    assert await pending_ids(client) == pending
 
 
 def fresh_view(node_id: str, port: int) -> NodeView:

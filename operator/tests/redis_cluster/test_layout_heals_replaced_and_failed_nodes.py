@@ -26,6 +26,22 @@ def test_a_failed_master_with_a_replica_is_left_to_redis_failover() -> None:
     assert not layout.moves and not layout.assign
 
 
+def test_a_node_in_place_of_a_failed_master_takes_neither_its_replica_nor_slots() -> None:
+    # Pod 0 came back empty as "z" and has met the others; its old id "a" still
+    # serves slots, and "d" (pod 3) holds the only copy of them.
+    order = ["z", "b", "c", "d", "e", "f"]
+    views = cluster_views(
+        order,
+        slots=EVEN,
+        masters={"d": "a", "e": "b", "f": "c"},
+        flags={"a": "fail"},
+        ghosts=["a"],
+    )
+    layout = plan_layout(views, keep=6, shards=3, replicas=1)
+    assert not (layout.replicate or layout.moves or layout.assign or layout.forget)
+    assert "take over" in layout.waiting
+
+
 def test_a_replaced_replica_is_forgotten_everywhere_then_joins_where_a_replica_lacks() -> None:
     order = ["a", "b", "c", "d", "e", "z"]
     masters = {"d": "a", "e": "b", "f": "c"}

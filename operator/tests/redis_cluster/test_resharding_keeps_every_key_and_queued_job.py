@@ -20,13 +20,21 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from harness.services import ClusterNodesFactory, RedisServer
 from retention_operator.redis_cluster import SLOT_COUNT, ClusterHealth, ensure_cluster
 
-from .conftest import Addresses, WaitHealthy
+from .conftest import (
+    ENTRIES,
+    GROUP,
+    READ,
+    STREAM,
+    Addresses,
+    WaitHealthy,
+    assert_all_there,
+    fill,
+    pending_ids,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 KEYS = 10_000
-STREAM, GROUP = "{demo}:jobs", "workers"
-ENTRIES, READ = 300, 120
 
 
 async def test_three_to_four_to_two_shards_keeps_every_key_and_the_pending_list(
@@ -42,30 +50,43 @@ async def test_three_to_four_to_two_shards_keeps_every_key_and_the_pending_list(
         decode_responses=True,
     )
     try:
-        await _fill(client)
-        pending = await _pending_ids(client)
+        await fill(client, KEYS)
+        pending = await pending_ids(client)
         assert len(pending) == READ
 
         grown = nodes + redis_cluster_nodes_factory(2)
         began = time.monotonic()
-        health = await _converge(addresses(grown), shards=4)
+        seen: list[ClusterHealth] = []
+        health = await _converge(addresses(grown), shards=4, seen=seen)
         print(f"3 -> 4 shards, {KEYS} keys: {time.monotonic() - began:.1f} s")
         _assert_balanced(health, shards=4)
+        # The move said how far it was: before the first batch, then about every
+        # two seconds while it ran (none if it was done within its first round
+        # of a second, as on an idle machine), fewer slots left each time (a
+        # report right after the last batch finds nothing left to move).
+        moving = [h for h in seen if h.resharding]
+        assert moving and seen[: len(moving)] == moving, "no progress while slots moved"
+        assert all("of 4096 slots to shard 4 of 4" in h.moving for h in moving)
+        left = [int(h.moving.split()[1]) for h in moving]
+        assert left == sorted(left, reverse=True) and left[0] == 4096, left
         await wait_healthy(grown)
         # A client that knew only the old nodes follows MOVED to every key.
-        await _assert_all_there(client, pending)
+        await assert_all_there(client, KEYS, pending)
 
         began = time.monotonic()
-        health = await _converge(addresses(grown), shards=2)
+        seen = []
+        health = await _converge(addresses(grown), shards=2, seen=seen)
         print(f"4 -> 2 shards, {KEYS} keys: {time.monotonic() - began:.1f} s")
         _assert_balanced(health, shards=2)
+        # However short, the move is reported when it starts.
+        assert any(h.resharding for h in seen), [h.message for h in seen]
         assert health.released, health.message
         staying, leaving = grown[:4], grown[4:]
         await wait_healthy(staying)
         for node in leaving:
             assert node.cluster_info()["cluster_known_nodes"] == "1"
             assert _keys(node) == 0
-        await _assert_all_there(client, pending)
+        await assert_all_there(client, KEYS, pending)
         # The group goes on from where it was: the unread entries come next.
         rest = await client.xreadgroup(GROUP, "worker-2", {STREAM: ">"}, count=ENTRIES)
         assert len(rest[0][1]) == ENTRIES - READ
@@ -74,13 +95,30 @@ async def test_three_to_four_to_two_shards_keeps_every_key_and_the_pending_list(
 
 
 async def _converge(
-    nodes: list[tuple[str, int]], *, shards: int, replicas: int = 1
+    nodes: list[tuple[str, int]],
+    *,
+    shards: int,
+    replicas: int = 1,
+    seen: list[ClusterHealth] | None = None,
 ) -> ClusterHealth:
-    """Call ensure_cluster as the reconciler would, once per visit, until it is done."""
+    """Call ensure_cluster as the reconciler would, once per visit, until it is done.
+
+    ``seen`` collects what the moves report while they run.
+    """
+
+    async def progress(health: ClusterHealth) -> bool:
+        if seen is not None:
+            seen.append(health)
+        return True
+
     deadline = time.monotonic() + 90
     while True:
         health = await ensure_cluster(
-            nodes=nodes, shards=shards, replicas_per_shard=replicas, password=None
+            nodes=nodes,
+            shards=shards,
+            replicas_per_shard=replicas,
+            password=None,
+            on_progress=progress,
         )
         if health.ok or time.monotonic() > deadline:
             return health
@@ -94,28 +132,6 @@ def _assert_balanced(health: ClusterHealth, *, shards: int) -> None:
     assert sum(counts) == SLOT_COUNT
     assert counts[-1] - counts[0] <= 1, counts
     assert all(len(shard.replicas) == 1 for shard in health.shards), health.shards
-
-
-async def _fill(client: RedisCluster) -> None:
-    for first in range(0, KEYS, 1000):
-        await client.mset_nonatomic({f"key:{n}": f"value {n}" for n in range(first, first + 1000)})
-    await client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    for n in range(ENTRIES):
-        await client.xadd(STREAM, {"job": str(n)})
-    read = await client.xreadgroup(GROUP, "worker-1", {STREAM: ">"}, count=READ)
-    assert len(read[0][1]) == READ
-
-
-async def _pending_ids(client: RedisCluster) -> list[str]:
-    pending = await client.xpending_range(STREAM, GROUP, "-", "+", ENTRIES)
-    return [entry["message_id"] for entry in pending]
-
-
-async def _assert_all_there(client: RedisCluster, pending: list[str]) -> None:
-    values = await client.mget_nonatomic([f"key:{n}" for n in range(KEYS)])
-    assert values == [f"value {n}" for n in range(KEYS)]
-    assert await client.xlen(STREAM) == ENTRIES
-    assert await _pending_ids(client) == pending
 
 
 def _keys(node: RedisServer) -> int:
