@@ -67,18 +67,34 @@ async def ensure(
 
     ``initial_replicas``, for the scaled Deployments, is written once, when
     the Deployment is created, under the autoscaler's field manager, so that
-    the reconciler never owns (and never resets) ``spec.replicas``.
+    the reconciler never keeps (and never resets) ``spec.replicas``. The
+    creating apply carries it too: the Deployment never shows the API server's
+    default of one replica (which a tick in between would scale up, with an
+    Event and a second ReplicaSet size), and both managers share the field
+    until the autoscaler changes it or the reconciler applies again without it.
+    Before writing a first size, the server (not the cache) is asked whether
+    the Deployment exists.
     """
     meta = manifest["metadata"]
-    live = await kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+    where = (manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+    live = await kube.get(*where)
+    if live is None and initial_replicas is not None:
+        # The cache can miss a create whose watch event was lost (the API server
+        # gone right after it): a first size written then would reset the
+        # autoscaler's replicas. Only the server says it does not exist.
+        live = await kube.get(*where, child=False)
     desired = stamped(manifest)
     restored: list[str] = []
     if live is not None and _applied_hash(live) == _applied_hash(desired):
         restored = drift(desired, live)
         if not restored:
             return Ensured(live, wrote=False)
+    body = desired
+    if live is None and initial_replicas is not None:
+        # The hash stays the manifest's (without replicas): the next reconcile compares it.
+        body = {**desired, "spec": {**desired.get("spec", {}), "replicas": initial_replicas}}
     try:
-        applied = await kube.apply(desired, field_manager=names.FIELD_MANAGER)
+        applied = await kube.apply(body, field_manager=names.FIELD_MANAGER)
     except KubeError as exc:
         replacement = replacement_patch(desired, live) if live is not None else None
         if exc.status != 422 or not restored or replacement is None:
@@ -88,16 +104,54 @@ async def ensure(
         await kube.replace_lists(desired, replacement, field_manager=names.FIELD_MANAGER)
         applied = await kube.apply(desired, field_manager=names.FIELD_MANAGER)
     if live is None and initial_replicas is not None:
-        applied = await kube.apply(
-            {
-                "apiVersion": manifest["apiVersion"],
-                "kind": manifest["kind"],
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                "spec": {"replicas": initial_replicas},
-            },
-            field_manager=names.AUTOSCALER_FIELD_MANAGER,
-        )
+        applied = await _first_size(kube, applied, initial_replicas)
     return Ensured(applied, wrote=True, created=live is None, restored=tuple(restored))
+
+
+async def _first_size(kube: KubeClient, created: Manifest, replicas: int) -> Manifest:
+    """Give the first size of a Deployment just created to the autoscaler's field manager,
+    unless the autoscaler has sized it since.
+
+    The write carries the created object's resourceVersion: one retried after the API
+    server came back (the client sends a request again when the connection failed) may
+    land after a tick has scaled the Deployment, and would put the first size back over
+    the tick's. Refused (409), the object is read from the server: if the autoscaler's
+    manager owns ``spec.replicas`` it stays as it is; otherwise (a controller's status
+    write in between) the size is written once more on the version read.
+    """
+    meta = created["metadata"]
+    body: Manifest = {
+        "apiVersion": created["apiVersion"],
+        "kind": created["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": replicas},
+    }
+    if meta.get("resourceVersion"):
+        body["metadata"]["resourceVersion"] = meta["resourceVersion"]
+    for _ in range(2):
+        try:
+            return await kube.apply(body, field_manager=names.AUTOSCALER_FIELD_MANAGER)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+        live = await kube.get(
+            created["apiVersion"], created["kind"], meta["namespace"], meta["name"], child=False
+        )
+        if live is None or sized_by_autoscaler(live):
+            return live or created
+        body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+    return created
+
+
+def sized_by_autoscaler(live: Manifest) -> bool:
+    """Whether the autoscaler's field manager owns the object's ``spec.replicas``."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") != names.AUTOSCALER_FIELD_MANAGER:
+            continue
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if "f:replicas" in spec:
+            return True
+    return False
 
 
 async def ensure_present(kube: KubeClient, manifest: Manifest) -> tuple[Manifest, bool]:
