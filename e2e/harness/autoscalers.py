@@ -13,9 +13,12 @@ address, which the API server dials itself (``--enable-aggregator-routing``).
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import yaml
 
 from harness import pki as pki_mod
@@ -29,7 +32,7 @@ METRICS_API = "v1beta1.metrics.k8s.io"
 
 
 def build(tool: str = "metrics-server") -> Path:
-    """Build (or find cached) ``tool`` (``metrics-server``); return its folder."""
+    """Build (or find cached) ``tool`` (``metrics-server`` or ``keda``); return its folder."""
     return run_build_script(BUILD_SCRIPT, tool)
 
 
@@ -141,3 +144,174 @@ def start_metrics_server(cp: ControlPlane, bin_dir: Path) -> Proc:
         proc=proc,
     )
     return proc
+
+
+KEDA_NAMESPACE = "keda"
+KEDA_SERVICE_ACCOUNT = "keda-operator"
+KEDA_OPERATOR_SERVICE = "keda-operator"
+KEDA_METRICS_SERVICE = "keda-metrics-apiserver"
+KEDA_API = "v1beta1.external.metrics.k8s.io"
+
+
+@dataclass
+class Keda:
+    """KEDA's operator and metrics API server, running against one control plane."""
+
+    operator: Proc
+    adapter: Proc
+    version: str
+
+
+def _service_names(service: str) -> tuple[str, ...]:
+    # What KEDA's own certificate manager puts in its certificate (getDNSNames).
+    ns = KEDA_NAMESPACE
+    return (service, f"{service}.{ns}", f"{service}.{ns}.svc", f"{service}.{ns}.svc.cluster.local")
+
+
+def _keda_certs(cp: ControlPlane) -> Path:
+    """The certificates KEDA's chart has cert-manager issue when KEDA's own rotation is off.
+
+    One pair serves the operator's gRPC metrics service and the metrics API
+    server and authenticates the metrics API server to the operator (mutual
+    TLS, both read ``ca.crt``, ``tls.crt`` and ``tls.key`` from one folder).
+    KEDA's rotation cannot run outside a pod: it writes a Secret and exits
+    for the kubelet to mount it and restart the container.
+    """
+    pki = pki_mod.load(cp.run_dir / "pki")
+    names = _service_names(KEDA_OPERATOR_SERVICE) + _service_names(KEDA_METRICS_SERVICE)
+    leaf = pki_mod.issue(
+        pki,
+        "keda",
+        common_name=KEDA_OPERATOR_SERVICE,
+        server=True,
+        client_too=True,
+        dns=names,
+        ips=("127.0.0.1", _host_ip(cp)),
+    )
+    certs = cp.run_dir / "keda-certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    for source, name in ((pki.ca_cert, "ca.crt"), (leaf.cert, "tls.crt"), (leaf.key, "tls.key")):
+        (certs / name).write_bytes(source.read_bytes())
+    return certs
+
+
+def _keda_kubeconfig(cp: ControlPlane) -> Path:
+    pki = pki_mod.load(cp.run_dir / "pki")
+    user = f"system:serviceaccount:{KEDA_NAMESPACE}:{KEDA_SERVICE_ACCOUNT}"
+    leaf = pki_mod.issue(
+        pki, "keda-client", common_name=user, organization="system:serviceaccounts"
+    )
+    kubeconfig = cp.run_dir / "keda.kubeconfig"
+    write_kubeconfig(kubeconfig, server=cp.server, pki=pki, cert=leaf.cert, key=leaf.key)
+    return kubeconfig
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_keda(cp: ControlPlane, bin_dir: Path) -> Keda:
+    """Start KEDA's operator and metrics API server (from ``bin_dir``, see :func:`build`)
+    against ``cp``; return once ``external.metrics.k8s.io`` is Available.
+
+    Applied from the module (``build-autoscalers.sh keda`` copies them): the
+    CRDs, the ``keda`` namespace, the ServiceAccount ``keda/keda-operator`` and
+    upstream's RBAC for both processes (``config/rbac``, ``config/metrics-server``),
+    and upstream's APIService with the ``caBundle`` of :func:`_keda_certs`
+    (what cert-manager's injector would write). Both processes authenticate as
+    that ServiceAccount with a client certificate of the cluster CA, so they hold
+    no more than upstream's pods. The operator runs with upstream's flags except
+    that it is not elected (one process, no kubelet to restart it when it loses a
+    lease) and its certificate rotation is off; the
+    metrics API server dials the operator's gRPC service on loopback with the
+    authority of its Service name. Both processes are recorded in ``cp``.
+    """
+    address = _host_ip(cp)
+    for crd in sorted((bin_dir / "crds").glob("*.yaml")):
+        cp.kubectl("apply", "--server-side", "-f", str(crd))
+    manifests = bin_dir / "manifests"
+    for name in (
+        "general-namespace.yaml",
+        "service_account-service_account.yaml",
+        "rbac-role.yaml",
+        "rbac-role_binding.yaml",
+        "metrics-server-role.yaml",
+        "metrics-server-role_binding.yaml",
+    ):
+        cp.kubectl("apply", "-f", str(manifests / name))
+    certs = _keda_certs(cp)
+    kubeconfig = _keda_kubeconfig(cp)
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "POD_NAMESPACE": KEDA_NAMESPACE,
+        "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NAMESPACE,
+        "WATCH_NAMESPACE": "",
+    }
+    grpc, probe, metrics, adapter_port, adapter_metrics = (free_port() for _ in range(5))
+    operator_argv = [
+        str(bin_dir / "keda"),
+        f"--kubeconfig={kubeconfig}",
+        # Upstream runs one replica with --leader-elect and exits when it cannot renew
+        # its lease in time, for the kubelet to restart it. On a loaded machine the API
+        # server is that slow now and then, and a host process has no kubelet: it
+        # stopped for good mid-run. One process with no standby needs no election.
+        "--leader-elect=false",
+        "--zap-log-level=info",
+        "--zap-encoder=console",
+        "--zap-time-encoding=rfc3339",
+        "--enable-cert-rotation=false",
+        f"--cert-dir={certs}",
+        f"--metrics-bind-address=127.0.0.1:{metrics}",
+        f"--health-probe-bind-address=127.0.0.1:{probe}",
+        f"--metrics-service-bind-address=127.0.0.1:{grpc}",
+        f"--ca-dir={certs}",
+    ]
+    operator = start("keda-operator", operator_argv, log_dir=cp.run_dir / "logs", env=env)
+    cp.record(operator)
+    wait_until(
+        lambda: _ready(f"http://127.0.0.1:{probe}/readyz"),
+        what="KEDA operator /readyz",
+        timeout=120,
+        proc=operator,
+    )
+    adapter_argv = [
+        str(bin_dir / "keda-adapter"),
+        f"--kubeconfig={kubeconfig}",
+        f"--lister-kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--bind-address={address}",
+        f"--secure-port={adapter_port}",
+        f"--port={adapter_metrics}",
+        f"--cert-dir={certs}",
+        f"--tls-cert-file={certs / 'tls.crt'}",
+        f"--tls-private-key-file={certs / 'tls.key'}",
+        f"--client-ca-file={certs / 'ca.crt'}",
+        f"--metrics-service-address=127.0.0.1:{grpc}",
+        f"--metrics-service-grpc-authority={_service_names(KEDA_OPERATOR_SERVICE)[-1]}",
+        "--zap-log-level=info",
+    ]
+    adapter = start("keda-adapter", adapter_argv, log_dir=cp.run_dir / "logs", env=env)
+    cp.record(adapter)
+    apiservice = yaml.safe_load((manifests / "metrics-server-api_service.yaml").read_text())
+    apiservice["spec"]["caBundle"] = base64.b64encode((certs / "ca.crt").read_bytes()).decode()
+    path = cp.run_dir / "keda-apiservice.yaml"
+    path.write_text(yaml.safe_dump(apiservice))
+    register(
+        cp,
+        namespace=KEDA_NAMESPACE,
+        service=KEDA_METRICS_SERVICE,
+        port=adapter_port,
+        apiservice=path,
+    )
+    wait_until(
+        lambda: apiservice_available(cp, KEDA_API),
+        what=f"APIService {KEDA_API} Available",
+        timeout=180,
+        proc=adapter,
+    )
+    # build-autoscalers.sh names the folder keda-<version>.
+    return Keda(operator=operator, adapter=adapter, version=bin_dir.name.removeprefix("keda-"))
