@@ -1,0 +1,1 @@
+"""The autoscaling tick alone, in one process over N stacks on a real Redis."""
