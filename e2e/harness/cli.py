@@ -36,7 +36,7 @@ def _cluster_down(args: argparse.Namespace) -> int:
 
 
 def _demo_up(args: argparse.Namespace) -> int:
-    return demo.up(Path(args.run_dir).resolve())
+    return demo.up(Path(args.run_dir).resolve(), example=args.example)
 
 
 def _demo_down(args: argparse.Namespace) -> int:
@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument(
             "--run-dir", default=default, help="where state, logs and the kubeconfig live"
         )
+        if name == "demo-up":
+            cmd.add_argument(
+                "--example",
+                default="",
+                help="run an example as the API and workers (bullmq); empty: the project's own",
+            )
         if name == "demo-load":
             cmd.add_argument("--jobs", type=int, default=2000, help="how many jobs to POST")
         if name == "cluster-up":

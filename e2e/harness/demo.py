@@ -10,8 +10,12 @@ It builds the project's images (cached), loads them into the node, applies
 Security ``restricted``) with the local images and database (TLS, verified
 against the demo's own CA), and waits until
 the stack is Ready. Then it POSTs one job to the API's Service and waits for
-its row in PostgreSQL. ``make demo-down`` stops everything it started; a
-second ``make demo`` (after ``demo-down``, or after a crash) starts afresh.
+its row in PostgreSQL. ``make demo EXAMPLE=bullmq`` runs the Hono + BullMQ
+example (``examples/bullmq``, its image built on the project's base) instead
+of the project's own API and workers: its stack, the same Redis, PgBouncer
+and database, one message through its API until BullMQ lists it completed.
+``make demo-down`` stops everything it started; a second ``make demo``
+(after ``demo-down``, or after a crash) starts afresh.
 """
 
 from __future__ import annotations
@@ -34,16 +38,62 @@ from harness import controlplane, images, jobload, pki
 from harness.node.realnode import RealNode
 from harness.postgres_servers import PostgresServer, start_postgres
 from harness.procs import NotReady, stop_group
+from retention_operator import names
+from retention_operator.builders import naming, redis
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "crds" / "samples" / "minimal.yaml"
 CHART = REPO / "charts" / "retention-operator"
 NAMESPACE = "demo"
 OPERATOR_NAMESPACE = "retention-system"
 RELEASE = "retention-operator"
 READY_TIMEOUT_S = 420
-# The demo's stack runs these images of the project; the operator's comes from the chart.
-STACK_IMAGES = ("workloads", "redis", "pgbouncer")
+# Every demo stack runs these images of the project; the operator's comes from the chart.
+STACK_IMAGES = ("redis", "pgbouncer")
+# Each job waits 200 ms (as a call to another service would) and a worker runs
+# four at once, so `make demo-load` gives a backlog the workers must scale out
+# for; at most four workers, which two cores carry.
+JOB_MS, WORKER_CONCURRENCY, MAX_WORKERS = 200, 4, 4
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What runs as a demo stack's API and workers: the project's own or an example.
+
+    ``manifest``: the RetentionStack applied (its name is the stack's);
+    ``image``: the image of both (a name :func:`harness.images.build` knows);
+    ``jobs_path``: where its API takes a job (POST, a JSON object);
+    ``job_ms_env``: the variable that sets how long one job waits.
+    """
+
+    manifest: Path
+    image: str
+    jobs_path: str
+    job_ms_env: str
+
+
+#: ``make demo EXAMPLE=<key>``; "" is the project's own API and workers.
+WORKLOADS = {
+    "": Workload(
+        manifest=REPO / "crds" / "samples" / "minimal.yaml",
+        image="workloads",
+        jobs_path=jobload.JOBS_PATH,
+        job_ms_env=contract.ENV_JOB_IO_MS,
+    ),
+    "bullmq": Workload(
+        manifest=REPO / "examples" / "bullmq" / "stack.yaml",
+        image="example-bullmq",
+        jobs_path="/v1/messages",
+        job_ms_env="EXAMPLE_JOB_MS",
+    ),
+}
+
+
+def workload(example: str) -> Workload:
+    """The workload of ``make demo EXAMPLE=<example>``; ValueError naming the known ones."""
+    if example not in WORKLOADS:
+        known = ", ".join(name for name in WORKLOADS if name)
+        raise ValueError(f"no example {example!r}: EXAMPLE is one of {known} (or empty)")
+    return WORKLOADS[example]
 
 
 def _say(message: str) -> None:
@@ -51,26 +101,35 @@ def _say(message: str) -> None:
 
 
 def stack_manifest(
-    *, refs: dict[str, str], host: str, port: int, user: str, dbname: str
+    *,
+    refs: dict[str, str],
+    host: str,
+    port: int,
+    user: str,
+    dbname: str,
+    example: str = "",
+    namespace: str = NAMESPACE,
 ) -> dict[str, Any]:
-    """The minimal sample in namespace ``demo``, on the local images and PostgreSQL."""
-    stack: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
-    stack["metadata"]["namespace"] = NAMESPACE
+    """The workload's stack in ``namespace``, on the local images and PostgreSQL."""
+    chosen = workload(example)
+    stack: dict[str, Any] = yaml.safe_load(chosen.manifest.read_text())
+    stack["metadata"]["namespace"] = namespace
     spec = stack["spec"]
-    spec["api"]["image"] = refs["workloads"]
+    spec["api"]["image"] = refs[chosen.image]
     spec["redis"]["managed"]["image"] = refs["redis"]
     spec["pgbouncer"]["image"] = refs["pgbouncer"]
     spec["pgbouncer"]["database"].update({"host": host, "port": port, "user": user, "name": dbname})
-    # Each job waits 200 ms (as a call to another service would) and a worker runs
-    # four at once, so `make demo-load` gives a backlog the workers must scale
-    # out for; at most four workers, which two cores carry.
-    spec["workers"].update(
+    workers = spec["workers"]
+    workers.update(
         {
-            "maxReplicas": 4,
-            "concurrency": 4,
-            "env": [{"name": contract.ENV_JOB_IO_MS, "value": "200"}],
+            "maxReplicas": MAX_WORKERS,
+            "concurrency": WORKER_CONCURRENCY,
+            "env": [{"name": chosen.job_ms_env, "value": str(JOB_MS)}],
         }
     )
+    if "jobsPerWorkerPerSecond" in workers.get("autoscaling", {}):
+        # The manifest states its own jobs' rate; the demo's jobs are slower.
+        workers["autoscaling"]["jobsPerWorkerPerSecond"] = WORKER_CONCURRENCY * 1000 // JOB_MS
     # verify-full, the default once a CA is given: the name is the address in the certificate.
     spec["pgbouncer"]["tls"] = {
         "ca": {"configMapKeyRef": {"name": "demo-postgres-ca", "key": "ca.crt"}}
@@ -78,10 +137,12 @@ def stack_manifest(
     return stack
 
 
-def _apply(cp: controlplane.ControlPlane, name: str, manifest: dict[str, Any]) -> None:
+def _apply(cp: controlplane.ControlPlane, name: str, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest`` to ``demo-<name>.yaml`` in the run folder, apply it; return the file."""
     path = cp.run_dir / f"demo-{name}.yaml"
     path.write_text(yaml.safe_dump(manifest))
     cp.kubectl("apply", "--server-side", "-f", str(path))
+    return path
 
 
 def install_operator(cp: controlplane.ControlPlane, *, image: str, log_dir: Path) -> None:
@@ -94,7 +155,8 @@ def install_operator(cp: controlplane.ControlPlane, *, image: str, log_dir: Path
         str(cp.bin_dir / "helm"), "upgrade", "--install", RELEASE, str(CHART),
         "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
         "--kubeconfig", str(cp.kubeconfig),
-        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+        # --set-string: a tag of digits alone (an input hash) is a string, not a number.
+        "--set-string", f"image.repository={repository}", "--set-string", f"image.tag={tag}",
         "--set", "image.pullPolicy=IfNotPresent",
         "--set", "retrySeconds=3",
         "--set-json", 'nodeSelector={"retention.dev/node-kind":"real"}',
@@ -106,8 +168,8 @@ def install_operator(cp: controlplane.ControlPlane, *, image: str, log_dir: Path
         raise RuntimeError(f"helm install failed:\n{done.stdout}{done.stderr}")
 
 
-def _stack(cp: controlplane.ControlPlane) -> dict[str, Any]:
-    out = cp.kubectl("get", "rstack", "demo", "-n", NAMESPACE, "-o", "json", check=False)
+def _stack(cp: controlplane.ControlPlane, name: str, namespace: str) -> dict[str, Any]:
+    out = cp.kubectl("get", "rstack", name, "-n", namespace, "-o", "json", check=False)
     return json.loads(out) if out.strip() else {}
 
 
@@ -118,12 +180,18 @@ def _ready_condition(stack: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def wait_ready(cp: controlplane.ControlPlane, *, timeout: float) -> bool:
-    """Wait until the demo stack is Ready=True, saying each new reason it waits for."""
+def wait_ready(
+    cp: controlplane.ControlPlane,
+    *,
+    timeout: float,
+    stack: str = "demo",
+    namespace: str = NAMESPACE,
+) -> bool:
+    """Wait until the stack is Ready=True, saying each new reason it waits for."""
     deadline = time.monotonic() + timeout
     said = ""
     while time.monotonic() < deadline:
-        ready = _ready_condition(_stack(cp))
+        ready = _ready_condition(_stack(cp, stack, namespace))
         if ready.get("status") == "True":
             return True
         now = f"{ready.get('reason', 'no status yet')}: {ready.get('message', '')}".strip(": ")
@@ -134,51 +202,160 @@ def wait_ready(cp: controlplane.ControlPlane, *, timeout: float) -> bool:
     return False
 
 
-def service_url(cp: controlplane.ControlPlane, name: str) -> str:
-    svc = json.loads(cp.kubectl("get", "service", name, "-n", NAMESPACE, "-o", "json"))
+def service_url(cp: controlplane.ControlPlane, name: str, namespace: str = NAMESPACE) -> str:
+    svc = json.loads(cp.kubectl("get", "service", name, "-n", namespace, "-o", "json"))
     port = svc["spec"]["ports"][0]["port"]
     return f"http://{svc['spec']['clusterIP']}:{port}"
 
 
-def send_one_job(
-    cp: controlplane.ControlPlane, postgres: PostgresServer, *, timeout: float = 60
-) -> str:
-    """POST one job to the API's Service and wait for its row; return the job id.
+@dataclass(frozen=True)
+class Deployed:
+    """A workload's stack running in the demo's cluster: where, the file applied, its job."""
 
-    The host reaches Service addresses through the real node's veth (kube-proxy
-    there routes them). Raises RuntimeError if the row does not appear in time.
+    example: str
+    stack: str
+    namespace: str
+    manifest: Path
+    job_id: str
+
+    @property
+    def workload(self) -> Workload:
+        return workload(self.example)
+
+
+def send_one_job(
+    cp: controlplane.ControlPlane,
+    postgres: PostgresServer,
+    *,
+    example: str = "",
+    stack: str = "demo",
+    namespace: str = NAMESPACE,
+    timeout: float = 60,
+) -> str:
+    """POST one job to the stack's API Service and wait until it is done; return its id.
+
+    Done is the job's row in PostgreSQL for the project's workers, and BullMQ's
+    completed set for the BullMQ example (read in a Redis pod). The host reaches
+    Service addresses through the real node's veth (kube-proxy there routes
+    them). Raises RuntimeError if the job is not done in time.
     """
     task = f"demo-{uuid.uuid4().hex[:8]}"
-    (job_id,) = asyncio.run(jobload.post_jobs(service_url(cp, "demo-api"), 1, task=task)).ids
-    if jobload.wait_rows(postgres, task, 1, timeout=timeout)[0] == 1:
+    url = service_url(cp, naming.api(stack), namespace)
+    path = workload(example).jobs_path
+    (job_id,) = asyncio.run(jobload.post_jobs(url, 1, task=task, path=path)).ids
+    if example == "bullmq":
+        done = _bullmq_completed(cp, stack, namespace, job_id, timeout=timeout)
+    else:
+        done = jobload.wait_rows(postgres, task, 1, timeout=timeout)[0] == 1
+    if done:
         return job_id
-    raise RuntimeError(f"job {job_id} was accepted but no row appeared within {timeout:.0f}s")
+    raise RuntimeError(f"job {job_id} was accepted but was not done within {timeout:.0f}s")
+
+
+def _bullmq_completed(
+    cp: controlplane.ControlPlane, stack: str, namespace: str, job_id: str, *, timeout: float
+) -> bool:
+    """True once BullMQ's completed set of the stack's queue holds ``job_id``."""
+    queue = _stack(cp, stack, namespace)["spec"]["workers"]["queue"]["bullmq"]
+    key = f"{queue.get('prefix', 'bull')}:{queue['name']}:completed"
+    pod = f"{naming.redis(stack)}-0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        score = redis_cli(cp, pod, "-c", "ZSCORE", key, job_id, namespace=namespace).strip()
+        if score:
+            return True
+        time.sleep(1)
+    return False
 
 
 @dataclass
 class Demo:
-    """A running demo: its cluster, its PostgreSQL, the images it runs, the job it sent."""
+    """A running demo: its cluster, its PostgreSQL and its CA, the images, the stack deployed."""
 
     cp: controlplane.ControlPlane
     postgres: PostgresServer
+    postgres_ca: str
     refs: dict[str, str]
-    job_id: str
+    deployed: Deployed
     seconds: float
 
+    @property
+    def job_id(self) -> str:
+        return self.deployed.job_id
 
-def start(run_dir: Path) -> Demo:
+
+def deploy(
+    cp: controlplane.ControlPlane,
+    postgres: PostgresServer,
+    *,
+    postgres_ca: str,
+    refs: dict[str, str],
+    example: str = "",
+    namespace: str = NAMESPACE,
+) -> Deployed:
+    """Run the workload's stack in ``namespace`` (Pod Security ``restricted``): wait for Ready,
+    send one job through it. ``refs`` must hold the workload's image, loaded into the node.
+
+    Raises RuntimeError when the stack is not Ready in time or the job is not done.
+    """
+    assert cp.node is not None, "the demo runs on a cluster with its real node"
+    _apply(cp, f"namespace-{namespace}", restricted_namespace(namespace))
+    manifest = stack_manifest(
+        refs=refs,
+        # Pods reach the host only at its end of the node's veth.
+        host=cp.node.net.host_ip,
+        port=postgres.port,
+        user=postgres.user,
+        dbname=postgres.dbname,
+        example=example,
+        namespace=namespace,
+    )
+    stack = manifest["metadata"]["name"]
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": manifest["spec"]["pgbouncer"]["credentialsSecretRef"]["name"],
+            "namespace": namespace,
+        },
+        "stringData": {"password": postgres.password},
+    }
+    _apply(cp, f"secret-{namespace}", secret)
+    ca = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "demo-postgres-ca", "namespace": namespace},
+        "data": {"ca.crt": postgres_ca},
+    }
+    _apply(cp, f"postgres-ca-{namespace}", ca)
+    applied = _apply(cp, f"stack-{namespace}", manifest)
+    if not wait_ready(cp, timeout=READY_TIMEOUT_S, stack=stack, namespace=namespace):
+        raise RuntimeError(
+            f"the stack was not Ready within {READY_TIMEOUT_S} s; "
+            f"see `kubectl describe rstack {stack} -n {namespace}`"
+        )
+    job_id = send_one_job(cp, postgres, example=example, stack=stack, namespace=namespace)
+    return Deployed(
+        example=example, stack=stack, namespace=namespace, manifest=applied, job_id=job_id
+    )
+
+
+def start(run_dir: Path, *, example: str = "") -> Demo:
     """Start the demo (a running or crashed one is stopped first) and return it once Ready.
 
-    Raises RuntimeError (or NotReady, with a server's log tail) when a part
-    does not come up; what did start stays up for ``down`` to stop.
+    ``example`` picks what runs as the API and workers (:data:`WORKLOADS`).
+    Raises ValueError for an unknown example (before anything starts),
+    RuntimeError (or NotReady, with a server's log tail) when a part does not
+    come up; what did start stays up for ``down`` to stop.
     """
+    chosen = workload(example)
     down(run_dir, quiet=True)
     began = time.monotonic()
     cp = controlplane.ensure_control_plane(run_dir / "cluster", real_node=True)
     assert cp.node is not None
     net = cp.node.net
     _say(f"control plane at {cp.server}, real node {net.node_ip} in network namespace {net.netns}")
-    built = images.build(["operator", *STACK_IMAGES])
+    built = images.build(["operator", chosen.image, *STACK_IMAGES])
     images.import_into(list(built.values()), address=cp.node.containerd_address)
     refs = {name: image.ref for name, image in built.items()}
     _say("images loaded into the node: " + ", ".join(refs.values()))
@@ -188,40 +365,43 @@ def start(run_dir: Path) -> Demo:
     postgres = start_postgres(
         base_dir=run_dir / "postgres", listen=(net.host_ip,), clients=(net.cluster_cidr,), tls=tls
     )
-    state = {"pids": {"postgres": postgres.pid}, "postgres_root": str(postgres.root)}
+    state: dict[str, Any] = {"pids": {"postgres": postgres.pid}}
+    state["postgres_root"] = str(postgres.root)
     (run_dir / "demo.json").write_text(json.dumps(state))
     _say(f"PostgreSQL on {net.host_ip}:{postgres.port}")
-    for namespace in (OPERATOR_NAMESPACE, NAMESPACE):
-        _apply(cp, f"namespace-{namespace}", restricted_namespace(namespace))
+    _apply(cp, f"namespace-{OPERATOR_NAMESPACE}", restricted_namespace(OPERATOR_NAMESPACE))
     install_operator(cp, image=refs["operator"], log_dir=run_dir)
     _say(f"operator installed from the chart in namespace {OPERATOR_NAMESPACE}")
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "demo-postgres", "namespace": NAMESPACE},
-        "stringData": {"password": postgres.password},
-    }
-    _apply(cp, "secret", secret)
-    ca = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "demo-postgres-ca", "namespace": NAMESPACE},
-        "data": {"ca.crt": tls.ca_cert.read_text()},
-    }
-    _apply(cp, "postgres-ca", ca)
-    stack = stack_manifest(
-        refs=refs, host=net.host_ip, port=postgres.port, user=postgres.user, dbname=postgres.dbname
-    )
-    _apply(cp, "stack", stack)
-    if not wait_ready(cp, timeout=READY_TIMEOUT_S):
-        raise RuntimeError(
-            f"the stack was not Ready within {READY_TIMEOUT_S} s; see `kubectl describe rstack`"
-        )
-    job_id = send_one_job(cp, postgres)
-    _say(f"job {job_id} went through the API, Redis and a worker into PostgreSQL")
+    ca = tls.ca_cert.read_text()
+    deployed = deploy(cp, postgres, postgres_ca=ca, refs=refs, example=example)
+    state["stack"] = {"example": example, "name": deployed.stack, "namespace": deployed.namespace}
+    (run_dir / "demo.json").write_text(json.dumps(state))
+    into = "" if example else " into PostgreSQL"
+    _say(f"job {deployed.job_id} went through the API, Redis and a worker{into}")
     return Demo(
-        cp=cp, postgres=postgres, refs=refs, job_id=job_id, seconds=time.monotonic() - began
+        cp=cp,
+        postgres=postgres,
+        postgres_ca=ca,
+        refs=refs,
+        deployed=deployed,
+        seconds=time.monotonic() - began,
     )
+
+
+def redis_cli(
+    cp: controlplane.ControlPlane, pod: str, *args: str, namespace: str = NAMESPACE
+) -> str:
+    """Run ``redis-cli`` in one Redis pod of a demo stack and return its output.
+
+    The password is the one the pod mounts, read inside the container: as an argument
+    of ``kubectl exec`` it would stand in the command line and in any failure's message.
+    """
+    password = f"{redis.AUTH_DIR}/{naming.REDIS_PASSWORD_KEY}"
+    script = f'REDISCLI_AUTH="$(cat {password})" exec redis-cli "$@"'
+    return cp.kubectl(
+        "exec", "-n", namespace, pod, "-c", names.COMPONENT_REDIS, "--",
+        "sh", "-c", script, "redis-cli", *args,
+    )  # fmt: skip
 
 
 def restricted_namespace(name: str) -> dict[str, Any]:
@@ -233,24 +413,25 @@ def restricted_namespace(name: str) -> dict[str, Any]:
     }
 
 
-def up(run_dir: Path) -> int:
+def up(run_dir: Path, *, example: str = "") -> int:
     """``make demo``: start it, show the stack and say what to try next; KUBECONFIG= last."""
     try:
-        demo = start(run_dir)
-    except (RuntimeError, NotReady) as exc:
+        demo = start(run_dir, example=example)
+    except (ValueError, RuntimeError, NotReady) as exc:
         _say(f"failed: {exc}")
         return 1
-    cp = demo.cp
+    cp, stack = demo.cp, demo.deployed.stack
     print(cp.kubectl("get", "rstack", "-A"), file=sys.stderr)
     print(cp.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide"), file=sys.stderr)
-    api = service_url(cp, "demo-api")
+    api = service_url(cp, naming.api(stack))
+    post = f"{api}{demo.deployed.workload.jobs_path} -H 'content-type: application/json'"
     _say(
         f"Ready in {demo.seconds:.0f} s. Next:\n"
         f"  export KUBECONFIG={cp.kubeconfig} PATH={cp.bin_dir}:$PATH\n"
-        "  kubectl get rstack -A; kubectl describe rstack demo -n demo\n"
+        f"  kubectl get rstack -A; kubectl describe rstack {stack} -n {NAMESPACE}\n"
         f"  kubectl logs -n {OPERATOR_NAMESPACE} deploy/{RELEASE}     # JSON, one line each\n"
-        f"  curl -s {api}/readyz; curl -s -XPOST {api}/v1/jobs -H 'content-type: "
-        'application/json\' -d \'{"task":"hello","payload":{}}\'\n'
+        f"  curl -s {api}/readyz; curl -s -XPOST {post}"
+        """ -d '{"task":"hello","payload":{}}'\n"""
         "  make demo-load JOBS=2000   # a backlog; watch the workers scale out, then in\n"
         "  make demo-down\n"
         "The API's latency autoscaling reads Prometheus, which the demo does not run: the\n"
@@ -295,17 +476,22 @@ def load(run_dir: Path, *, jobs: int, watch_seconds: float = 240) -> int:
     where they started (or ``watch_seconds`` pass). Returns 1 if no demo runs.
     """
     cp = controlplane.ControlPlane.load(run_dir / "cluster")
-    if cp is None or not cp.healthy():
+    state_path = run_dir / "demo.json"
+    if cp is None or not cp.healthy() or not state_path.exists():
         _say("no demo is running: `make demo` first")
         return 1
+    running = json.loads(state_path.read_text()).get("stack", {})
+    example, stack = running.get("example", ""), running.get("name", "demo")
+    namespace = running.get("namespace", NAMESPACE)
     task = f"load-{uuid.uuid4().hex[:8]}"
     began = time.monotonic()
-    start = _workers(cp)[0]
-    posted = asyncio.run(jobload.post_jobs(service_url(cp, "demo-api"), jobs, task=task))
+    start = workers_state(cp, stack, namespace)[0]
+    url, path = service_url(cp, naming.api(stack), namespace), workload(example).jobs_path
+    posted = asyncio.run(jobload.post_jobs(url, jobs, task=task, path=path))
     _say(f"{len(posted.ids)} jobs accepted in {time.monotonic() - began:.1f} s")
     settled = 0
     while time.monotonic() - began < watch_seconds and settled < 3:
-        wanted, ready, backlog, reason = _workers(cp)
+        wanted, ready, backlog, reason = workers_state(cp, stack, namespace)
         _say(
             f"t={time.monotonic() - began:4.0f} s  backlog {backlog:>5}  "
             f"workers {wanted} wanted, {ready} ready  {reason[:90]}"
@@ -315,11 +501,14 @@ def load(run_dir: Path, *, jobs: int, watch_seconds: float = 240) -> int:
     return 0
 
 
-def _workers(cp: controlplane.ControlPlane) -> tuple[str, str, str, str]:
+def workers_state(
+    cp: controlplane.ControlPlane, stack: str, namespace: str
+) -> tuple[str, str, str, str]:
     """The workers' wanted and ready replicas, the backlog and the last reason (or '?')."""
-    workers = _stack(cp).get("status", {}).get("autoscaling", {}).get("workers", {})
+    status = _stack(cp, stack, namespace).get("status", {})
+    workers = status.get("autoscaling", {}).get("workers", {})
     out = cp.kubectl(
-        "get", "deployment", "demo-workers", "-n", NAMESPACE,
+        "get", "deployment", naming.workers(stack), "-n", namespace,
         "-o", "jsonpath={.spec.replicas} {.status.readyReplicas}", check=False,
     ).split()  # fmt: skip
     wanted, ready = [*out, "?", "?"][:2]

@@ -48,19 +48,21 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRuns]:
         pytest.fail("the node tier needs root: network namespaces, mounts and cgroups")
     run_dir = tmp_path_factory.mktemp("demo")
     rules = _host_rules()
-    first = demo.start(run_dir)
-    assert first.cp.node is not None
-    net, root = first.cp.node.net, first.cp.node.root
-    demo.down(run_dir)
-    runs = DemoRuns(
-        run_dir=run_dir,
-        first_seconds=first.seconds,
-        first_job_id=first.job_id,
-        left_after_down=leftovers(net, root),
-        host_rules_changed=_host_rules() != rules,
-        current=demo.start(run_dir),
-    )
+    # Everything from the first start on is inside the try: a start that fails or
+    # times out (pytest-timeout raises in this thread) still stops what it started.
     try:
+        first = demo.start(run_dir)
+        assert first.cp.node is not None
+        net, root = first.cp.node.net, first.cp.node.root
+        demo.down(run_dir)
+        runs = DemoRuns(
+            run_dir=run_dir,
+            first_seconds=first.seconds,
+            first_job_id=first.job_id,
+            left_after_down=leftovers(net, root),
+            host_rules_changed=_host_rules() != rules,
+            current=demo.start(run_dir),
+        )
         yield runs
     finally:
         demo.down(run_dir)
