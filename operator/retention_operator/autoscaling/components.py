@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from retention_operator.autoscaling import policy, report, targets
+from retention_operator.autoscaling import policy, report
 from retention_operator.autoscaling.rates import counter_rate
 from retention_operator.autoscaling.samples import ApiSample, Replicas, SignalHistory, WorkerSample
 from retention_operator.autoscaling.signals import LatencyReading, QueueReading
 from retention_operator.autoscaling.state import Decision, PolicyState
+from retention_operator.autoscaling.targets import Targets
 from retention_operator.builders import naming
 from retention_operator.model import RetentionStack
 
@@ -69,11 +70,11 @@ class Component(Protocol, Generic[S]):
         now: float,
         replicas: Replicas,
         history: SignalHistory[S],
-        stack: RetentionStack,
+        targets: Targets,
         state: PolicyState | None,
         paused: bool,
     ) -> Decision:
-        """The policy's Decision from the stack's spec."""
+        """The policy's Decision, configured from what the stack's spec sets."""
         ...
 
     def metrics(self, *, sample: S, history: SignalHistory[S], readings: Readings) -> Manifest:
@@ -112,7 +113,7 @@ class ApiComponent:
         now: float,
         replicas: Replicas,
         history: SignalHistory[ApiSample],
-        stack: RetentionStack,
+        targets: Targets,
         state: PolicyState | None,
         paused: bool,
     ) -> Decision:
@@ -120,7 +121,7 @@ class ApiComponent:
             now=now,
             replicas=replicas,
             history=history,
-            config=targets.api_config(stack),
+            config=targets.api,
             state=state,
             paused=paused,
         )
@@ -156,7 +157,7 @@ class WorkersComponent:
         now: float,
         replicas: Replicas,
         history: SignalHistory[WorkerSample],
-        stack: RetentionStack,
+        targets: Targets,
         state: PolicyState | None,
         paused: bool,
     ) -> Decision:
@@ -164,7 +165,7 @@ class WorkersComponent:
             now=now,
             replicas=replicas,
             history=history,
-            config=targets.worker_config(stack),
+            config=targets.workers,
             state=state,
             paused=paused,
         )

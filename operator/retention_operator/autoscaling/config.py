@@ -34,13 +34,16 @@ class ScalingConfig:
     """The fields every scaled component shares (the CRD's shared block of scaling fields,
     plus the component's ``minReplicas``/``maxReplicas``).
 
-    ``enabled`` False: replicas are only kept within [min, max]. Missing data holds the
+    ``enabled`` False: replicas are only kept within [min, max]. ``forecast`` True: the
+    demand's daily and weekly shape is learned and replicas are brought in ahead of the
+    demand it expects (:mod:`.forecast`); False: the policy is reactive only. Missing data holds the
     replicas; after ``fallback_after_failed_ticks`` such ticks in a row they rise to
     ``fallback_replicas`` if set. ``stale_after_seconds``: a sample older than this
     counts as missing. Each component sets its own defaults below.
     """
 
     enabled: bool = True
+    forecast: bool = True
     min_replicas: int = 1
     max_replicas: int = 10
     scale_down_stabilization_seconds: int = 120

@@ -8,6 +8,7 @@ min/max.
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 from retention_operator.autoscaling.config import ScaleUpLimit
 
@@ -20,10 +21,17 @@ def hold_highest(
     memory: tuple[tuple[float, float], ...],
 ) -> tuple[float, tuple[tuple[float, float], ...]]:
     """The highest value of the last ``window`` seconds, this one included, and the
-    values to keep. The scale-down stabilization holds the highest steady demand."""
-    kept = tuple((at, v) for at, v in memory if at > now - window)
-    kept = (*kept, (now, value))
-    return max(v for _, v in kept), kept
+    values to keep. The scale-down stabilization holds the highest steady demand.
+
+    ``memory`` is oldest first, as this function returns it (``now`` only grows), so
+    what has left the window is a prefix of it.
+    """
+    horizon = now - window
+    start = 0
+    while start < len(memory) and memory[start][0] <= horizon:
+        start += 1
+    kept = (*memory[start:], (now, value))
+    return max(map(itemgetter(1), kept)), kept
 
 
 def replicas_for(demand: float, per_replica: float, *, slack: float = 0.0) -> int:

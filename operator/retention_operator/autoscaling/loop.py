@@ -6,7 +6,9 @@ RetentionStack event and :meth:`AutoscalingLoop.forget` on deletion. Each tick:
 
 1. read every signal in one batch per source (:mod:`.signals`: one pipeline per
    Redis endpoint, one PromQL query per Prometheus endpoint), and the scaled
-   Deployments with one list per namespace;
+   Deployments with one list per namespace; at a stack's first tick its API's
+   request rate of the last four weeks is wanted for its forecast, which
+   :mod:`.history` reads and learns beside the ticks, a batch of stacks at a time;
 2. decide each stack's API and workers with the pure policy (:func:`.policy.decide`),
    carrying each component's signal history and policy state between ticks;
 3. write ``spec.replicas`` (server-side apply, field manager
@@ -25,20 +27,22 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import datetime as dt
+import functools
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
 import pydantic
+from prometheus_client import Counter, Gauge
 
 from retention_operator import names, telemetry
-from retention_operator.autoscaling import leadership, report, targets
+from retention_operator.autoscaling import forecast, leadership, report, targets
 from retention_operator.autoscaling.components import API, WORKERS, Component, Readings
+from retention_operator.autoscaling.history import HistoryLearner
 from retention_operator.autoscaling.policy import is_paused
 from retention_operator.autoscaling.samples import ApiSample, Replicas, SignalHistory, WorkerSample
 from retention_operator.autoscaling.signals import (
@@ -77,6 +81,12 @@ class _ComponentMemory(Generic[S]):
     state: PolicyState | None = None
     missing_reported: bool = False
     last_scale_time: str | None = None
+    # Whether the forecast's history was wanted of Prometheus (once, at the first tick).
+    history_read: bool = False
+    # The component's series of retention_stack_replicas, looked up once (a thousand
+    # stacks' label lookups each tick cost more than deciding them); dropped whenever
+    # telemetry.forget_stack removes the series, so that it is made again.
+    replicas_gauge: Gauge | None = None
 
 
 @dataclass
@@ -84,6 +94,8 @@ class _StackMemory:
     """A tracked stack: its latest object and what the loop remembers about it."""
 
     stack: RetentionStack
+    targets: targets.Targets
+    """Derived from ``stack`` when it was tracked (one owner: the spec)."""
     annotations: dict[str, str]
     api: _ComponentMemory[ApiSample] = field(default_factory=_ComponentMemory)
     workers: _ComponentMemory[WorkerSample] = field(default_factory=_ComponentMemory)
@@ -137,10 +149,17 @@ class AutoscalingLoop:
         # A round trip must end well within a tick, so that ticks do not pile up.
         timeout = max(0.5, min(3.0, settings.tick_seconds * 0.8))
         self._reader = reader or SignalReader(timeout=timeout, clock=clock)
+        # The history's range queries run beside a tick's reads: clients of their own,
+        # unless a reader was given (the tests' fake).
+        self._history_reader = reader or SignalReader(timeout=timeout, clock=clock)
+        self.history = HistoryLearner(
+            reader=self._history_reader, clock=clock, seed=self._seed_forecast
+        )
         self._refresh = status_refresh_seconds
         self._stacks: dict[StackKey, _StackMemory] = {}
         self._secrets: dict[tuple[str, str, str], tuple[str | None, float]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._leadership = leadership.Leadership(kube, settings, clock=clock)
 
     # --- Interface used by main and the handlers ------------------------------------------
 
@@ -158,7 +177,10 @@ class AutoscalingLoop:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.history.stop()
         await self._reader.close()
+        if self._history_reader is not self._reader:
+            await self._history_reader.close()
 
     def track(self, body: Mapping[str, Any]) -> None:
         """Remember the latest version of a stack; a body that does not parse is ignored."""
@@ -175,13 +197,18 @@ class AutoscalingLoop:
             self._stacks.pop(key, None)
             return
         annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+        derived = targets.derive(stack, default_prometheus=self._settings.prometheus_url)
         memory = self._stacks.get(key)
         if memory is None:
             written = report.owned(body.get("status"))
             # The stored status counts as just written, so numbers that merely
             # drifted while the operator was away wait a full refresh period.
             memory = self._stacks[key] = _StackMemory(
-                stack=stack, annotations=annotations, written=written, written_at=self._clock()
+                stack=stack,
+                targets=derived,
+                annotations=annotations,
+                written=written,
+                written_at=self._clock(),
             )
             # After a restart, carry on from what status says rather than from
             # nothing: a signal already reported missing is not reported again.
@@ -191,11 +218,12 @@ class AutoscalingLoop:
                 own.missing_reported = int(seen.get("failedTicks") or 0) > 0
                 own.last_scale_time = seen.get("lastScaleTime")
         else:
-            memory.stack, memory.annotations = stack, annotations
+            memory.stack, memory.targets, memory.annotations = stack, derived, annotations
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a stack and everything remembered about it (no-op if unknown)."""
         self._stacks.pop((namespace, name), None)
+        self.history.forget((namespace, name))
 
     @property
     def tracked(self) -> list[StackKey]:
@@ -218,27 +246,7 @@ class AutoscalingLoop:
 
     async def leads(self) -> bool:
         """Whether this operator replica leads (the read pool loop asks the same question)."""
-        return await self._leads()
-
-    async def _leads(self) -> bool:
-        """Whether this replica leads (always, without peering); a failed read counts as no."""
-        name = self._settings.peering_name
-        if name is None:
-            return True
-        namespaces = self._settings.namespaces
-        try:
-            if namespaces:
-                peering = await self._kube.get("kopf.dev/v1", "KopfPeering", namespaces[0], name)
-            else:
-                peering = await self._kube.get("kopf.dev/v1", "ClusterKopfPeering", None, name)
-        except (KubeError, httpx.HTTPError) as exc:
-            logger.warning("cannot read peering %s, not autoscaling this tick: %s", name, exc)
-            return False
-        return leadership.leads(
-            (peering or {}).get("status"),
-            own_priority=self._settings.peering_priority,
-            now=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
-        )
+        return await self._leadership.leads()
 
     async def tick(self) -> TickReport:
         """Read, decide and write for every tracked stack once; returns what it did.
@@ -246,35 +254,44 @@ class AutoscalingLoop:
         A standby replica (kopf peering, not the leader) does nothing.
         """
         started = time.monotonic()
-        if not await self._leads():
+        if not await self._leadership.leads():
             # A standby must not export what it last saw as a leader: the
             # alerts take the maximum over replicas.
-            for namespace, name in self._stacks:
+            for (namespace, name), memory in self._stacks.items():
                 telemetry.forget_stack(namespace, name)
+                memory.api.replicas_gauge = memory.workers.replicas_gauge = None
             return TickReport(stacks=0, replica_writes=0, status_writes=0, errors=0, seconds=0.0)
         stacks = list(self._stacks.values())
         queues, queue_of = await self._queues(stacks)
         latency_of = self._latency_targets(stacks)
+        self._want_forecast_history(stacks, latency_of)
         queue_readings, latency_readings, deployments = await asyncio.gather(
             self._reader.read_queues(queues),
             self._reader.read_latency(_group_by_source(latency_of)),
             self._deployments({memory.stack.namespace for memory in stacks}),
         )
+        self._forget_refused_passwords(stacks)
         now = self._clock()
-        semaphore = asyncio.Semaphore(CONCURRENCY)
+        pending = iter(stacks)
+        outcomes: list[_Outcome] = []
 
-        async def one(memory: _StackMemory) -> _Outcome:
-            readings = Readings(
-                queue=queue_readings.get(queue_of[_key(memory)]),
-                latency=latency_readings.get(_key(memory)),
-                has_prometheus=latency_of.get(_key(memory)) is not None,
-            )
-            async with semaphore:
-                return await self._one_stack(
-                    memory, now=now, readings=readings, deployments=deployments
+        async def worker() -> None:
+            # CONCURRENCY workers take the stacks in turn (a task per stack would
+            # cost more than deciding a stack that has nothing to write).
+            for memory in pending:
+                key = _key(memory)
+                readings = Readings(
+                    queue=queue_readings.get(queue_of[key]),
+                    latency=latency_readings.get(key),
+                    has_prometheus=latency_of.get(key) is not None,
+                )
+                outcomes.append(
+                    await self._one_stack(
+                        memory, now=now, readings=readings, deployments=deployments
+                    )
                 )
 
-        outcomes = await asyncio.gather(*(one(memory) for memory in stacks))
+        await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, len(stacks)))))
         seconds = time.monotonic() - started
         telemetry.AUTOSCALER_TICK.observe(seconds)
         return TickReport(
@@ -292,24 +309,33 @@ class AutoscalingLoop:
     ) -> tuple[dict[RedisEndpoint, list[QueueRef]], dict[StackKey, QueueRef]]:
         """Group the stacks' queues by Redis endpoint (reading passwords as needed)."""
         await self._refresh_secrets(
-            {
-                (memory.stack.namespace, ref.name, ref.key)
-                for memory in stacks
-                if (ref := targets.password_ref(memory.stack)) is not None
-            }
+            {key for memory in stacks if (key := _password_key(memory)) is not None}
         )
         grouped: dict[RedisEndpoint, list[QueueRef]] = defaultdict(list)
         queue_of: dict[StackKey, QueueRef] = {}
         for memory in stacks:
-            stack = memory.stack
-            ref = targets.password_ref(stack)
-            password = None
-            if ref is not None:
-                password = self._secrets.get((stack.namespace, ref.name, ref.key), (None, 0.0))[0]
-            queue = targets.queue_ref(stack)
-            grouped[targets.redis_endpoint(stack, password=password)].append(queue)
-            queue_of[_key(memory)] = queue
+            queue = memory.targets.queue
+            grouped[memory.targets.endpoint(self._password(memory))].append(queue)
+            queue_of[(queue.namespace, queue.stack)] = queue
         return grouped, queue_of
+
+    def _forget_refused_passwords(self, stacks: list[_StackMemory]) -> None:
+        """Forget the cached password of each stack whose Redis refused it, so that the
+        next tick reads its Secret again instead of reusing it for SECRET_TTL_SECONDS: a
+        stack deleted and applied again gets a new managed Redis password under the same
+        Secret name."""
+        refused = self._reader.refused_password
+        if not refused:
+            return
+        for memory in stacks:
+            key = _password_key(memory)
+            if key is not None and memory.targets.endpoint(self._password(memory)) in refused:
+                self._secrets.pop(key, None)
+
+    def _password(self, memory: _StackMemory) -> str | None:
+        """The stack's Redis password as last read from its Secret; None without one."""
+        key = _password_key(memory)
+        return None if key is None else self._secrets.get(key, (None, 0.0))[0]
 
     async def _refresh_secrets(self, wanted: set[tuple[str, str, str]]) -> None:
         """Read the password Secrets not read within SECRET_TTL_SECONDS; forget unused ones."""
@@ -334,9 +360,40 @@ class AutoscalingLoop:
 
         await asyncio.gather(*(read(key) for key in stale))
 
+    def _want_forecast_history(
+        self, stacks: list[_StackMemory], latency_of: Mapping[StackKey, LatencySource | None]
+    ) -> None:
+        """At a stack's first tick (the operator's start, a new stack) its API's request
+        rate of the last :data:`.forecast.KEPT_DAYS` days is wanted from Prometheus, to
+        seed its forecast (:mod:`.history` reads and learns it beside the ticks); from
+        then on every tick's reading adds to it. Wanted once per stack: a failed read
+        leaves the forecast to learn from the ticks."""
+        for memory in stacks:
+            own = memory.api
+            if own.history_read or own.state is not None:
+                continue
+            own.history_read = True
+            source = latency_of.get(_key(memory))
+            if source is not None and memory.targets.api.forecast:
+                self.history.want(_key(memory), source)
+
+    def _seed_forecast(self, key: StackKey, learned: forecast.Forecast) -> bool:
+        """Install a forecast learned from history, if the stack is still tracked with
+        the forecast on. It replaces what the ticks taught meanwhile: the history was
+        read up to the moment of the read, so it holds those minutes too."""
+        memory = self._stacks.get(key)
+        if memory is None or not memory.targets.api.forecast:
+            return False
+        own = memory.api
+        own.state = (
+            PolicyState(forecast=learned)
+            if own.state is None
+            else replace(own.state, forecast=learned)
+        )
+        return True
+
     def _latency_targets(self, stacks: list[_StackMemory]) -> dict[StackKey, LatencySource | None]:
-        default = self._settings.prometheus_url
-        return {_key(m): targets.latency_source(m.stack, default=default) for m in stacks}
+        return {_key(m): m.targets.latency for m in stacks}
 
     async def _deployments(self, namespaces: set[str]) -> dict[tuple[str, str], Manifest]:
         """The stacks' Deployments by (namespace, name), one list per namespace.
@@ -418,17 +475,17 @@ class AutoscalingLoop:
             now=tick.now,
             replicas=replicas,
             history=own.history,
-            stack=stack,
+            targets=memory.targets,
             state=own.state,
             paused=tick.paused,
         )
         own.state = decision.state
-        telemetry.AUTOSCALER_DECISIONS.labels(
-            component=component.name, direction=decision.direction
-        ).inc()
-        telemetry.STACK_REPLICAS.labels(stack.namespace, stack.name, component.name).set(
-            decision.desired
-        )
+        _decisions(component.name, decision.direction).inc()
+        if own.replicas_gauge is None:
+            own.replicas_gauge = telemetry.STACK_REPLICAS.labels(
+                stack.namespace, stack.name, component.name
+            )
+        own.replicas_gauge.set(decision.desired)
         if decision.kind == "Paused":
             return None
         if decision.desired != replicas.desired:
@@ -532,6 +589,12 @@ class AutoscalingLoop:
 # --- Small pure helpers ------------------------------------------------------------------------
 
 
+@functools.cache
+def _decisions(component: str, direction: str) -> Counter:
+    """The series of retention_autoscaler_decisions_total (never removed), looked up once."""
+    return telemetry.AUTOSCALER_DECISIONS.labels(component=component, direction=direction)
+
+
 def _key(memory: _StackMemory) -> StackKey:
     return (memory.stack.namespace, memory.stack.name)
 
@@ -544,6 +607,12 @@ def _group_by_source(
         if source is not None:
             grouped[source].append(key)
     return grouped
+
+
+def _password_key(memory: _StackMemory) -> tuple[str, str, str] | None:
+    """(namespace, Secret, key) of the stack's Redis password; None when Redis has no auth."""
+    ref = memory.targets.password
+    return None if ref is None else (memory.stack.namespace, ref.name, ref.key)
 
 
 def _secret_value(secret: Manifest | None, item: str) -> str | None:

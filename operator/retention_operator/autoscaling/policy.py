@@ -25,7 +25,10 @@ Every tick, in order:
    (:mod:`.api`), the workers' throughput (:mod:`.workers`).
 4. The model asks for demand (:class:`.decisions.Sizing`): the API's request rate
    (with a lead on a rise, the last interval's rate in a surge, and a queue to
-   drain), the workers' arrivals and backlog to drain. Both compare with the
+   drain), the workers' arrivals and backlog to drain; with the forecast on, at
+   least the demand :mod:`.forecast` expects within its lead, as far as its recent
+   error lets it be trusted (it learns from the same request rate and arrivals,
+   so it only adds to what the reactive policy asks). Both compare with the
    *desired* replicas, which count pods still starting, so capacity on its way is
    not asked for twice; both have hysteresis.
 5. Scale-down stabilization (the highest steady demand of the window, sized with
@@ -39,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from retention_operator import names
-from retention_operator.autoscaling import api, surges, workers
+from retention_operator.autoscaling import api, forecast, surges, workers
 from retention_operator.autoscaling.config import (
     ApiPolicyConfig,
     ScaleUpLimit,
@@ -97,6 +100,7 @@ def decide_api(
     """Decide the API's replicas from p95 latency and request rate (see :mod:`.api`)."""
     guards = Guards("the API", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
+    state = _forget_forecast_when_off(state, config=config)
     if paused or not config.enabled:
         return unchanged(guards, replicas, state, paused=paused)
     latest = history.latest()
@@ -125,8 +129,11 @@ def decide_api(
         up += api.drain_demand(rps=steady, p95_ms=latest.p95_ms, target_ms=target)
     seen = surges.observe(state.surges or surges.Surges(), now=now, demand=steady)
     state = replace(state, surges=seen)
-    coming = surges.to_hold(seen, now=now)
+    coming = surges.to_hold(seen, now=now, window=config.scale_down_stabilization_seconds)
     up = max(up, coming)
+    state = _forecast(state, config=config, at=latest.at, value=latest.rps)
+    ahead = _ahead(state, now=now, current=steady)
+    up = max(up, ahead)
     per_up, per_down = api.per_replica(capacity)
     sizing = Sizing(
         up=up,
@@ -142,6 +149,7 @@ def decide_api(
         why += ", which more replicas would not bring down (something they share is slow)"
     if coming > 0:
         why += f"; the surges seen ask to keep {coming:.0f} req/s ready for the next"
+    why += _forecast_why(state, ahead=ahead, current=steady, unit="req/s")
     return settle(guards, now=now, replicas=replicas, sizing=sizing, state=state, why=why)
 
 
@@ -157,6 +165,7 @@ def decide_workers(
     """Decide the workers' replicas from backlog and job rates (see :mod:`.workers`)."""
     guards = Guards("the workers", config)
     state = _track_ready(state or PolicyState(), now=now, ready=replicas.ready)
+    state = _forget_forecast_when_off(state, config=config)
     if paused or not config.enabled:
         return unchanged(guards, replicas, state, paused=paused)
     latest = history.latest()
@@ -194,7 +203,7 @@ def decide_workers(
         up = min(up, enough * throughput)
     seen = state.surges or surges.Surges()
     coming = 0.0
-    due = surges.to_hold(seen, now=now) > 0
+    due = surges.to_hold(seen, now=now, window=config.scale_down_stabilization_seconds) > 0
     if due and not _queue_absorbs(seen, throughput=throughput, config=config):
         # Surges the queue cannot take while workers start: workers for the next are kept
         # or brought in before it comes, as for the API; as many as let the queue take the
@@ -208,6 +217,9 @@ def decide_workers(
         )
         coming = enough * throughput
         up = max(up, coming)
+    state = _forecast(state, config=config, at=now, value=arrivals)
+    ahead = _ahead(state, now=now, current=arrivals or 0.0)
+    up = max(up, ahead)
 
     def scale_to_zero(count: int, current: int) -> int:
         """From zero, wake at the activation backlog; recommend zero while the queue is
@@ -238,7 +250,48 @@ def decide_workers(
     )
     if coming > 0:
         why += f"; the surges seen ask to keep {coming:.0f} jobs/s of workers for the next"
+    why += _forecast_why(state, ahead=ahead, current=arrivals or 0.0, unit="jobs/s")
     return settle(guards, now=now, replicas=replicas, sizing=sizing, state=state, why=why)
+
+
+def _forecast(
+    state: PolicyState, *, config: ScalingConfig, at: float, value: float | None
+) -> PolicyState:
+    """Feed the forecast this tick's demand sample (nothing with the forecast off)."""
+    if not config.forecast:
+        return state
+    learned = forecast.observe(state.forecast or forecast.Forecast(), at=at, value=value)
+    return replace(state, forecast=learned)
+
+
+def _forget_forecast_when_off(state: PolicyState, *, config: ScalingConfig) -> PolicyState:
+    """With the forecast off, whatever the tick decides (paused, missing data included),
+    none is kept: the status shows none from this tick on."""
+    if config.forecast or state.forecast is None:
+        return state
+    return replace(state, forecast=None)
+
+
+def _ahead(state: PolicyState, *, now: float, current: float) -> float:
+    """The demand the forecast asks to be ready for (:func:`.forecast.ready_for`) when it
+    asks for more than ``current``; 0 otherwise, so that it never takes the place of a
+    smaller demand the model chose (a surge the workers' queue absorbs)."""
+    if state.forecast is None:
+        return 0.0
+    wanted = forecast.ready_for(
+        state.forecast, now=now, current=current, lead=forecast.LEAD_SECONDS
+    )
+    return wanted if wanted > current else 0.0
+
+
+def _forecast_why(state: PolicyState, *, ahead: float, current: float, unit: str) -> str:
+    """The reason's clause for a forecast that raised the demand; empty otherwise."""
+    if state.forecast is None or ahead <= current:
+        return ""
+    return (
+        f"; the daily shape expects {ahead:.0f} {unit} within "
+        f"{forecast.LEAD_SECONDS:.0f} s, so that is brought in ahead"
+    )
 
 
 def _forget_ended_surge(

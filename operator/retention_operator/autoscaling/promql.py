@@ -22,8 +22,8 @@ in ``signal``, so ``or`` keeps all of them. A :class:`StackQuery` gives ``p95`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import retention_contract as contract
@@ -125,6 +125,27 @@ class HistogramSeries:
             at=f"max by ({group}) ({stamps})",
         )
 
+    def rate_promql(self, stacks: Collection[StackKey] = ()) -> str:
+        """The request rate alone (the ``rps`` signal of :meth:`promql`), for a range
+        query of its history (the forecast's): of ``stacks`` only (and of any other
+        stack whose namespace and name are both among theirs), or of every stack."""
+        query = self
+        if stacks:
+            only = self._only(stacks)
+            more = self.matchers.strip() if self.matchers else ""
+            query = replace(self, matchers=f"{more}, {only}" if more else only)
+        count = query._stacked(f"rate({query._selector('count')}[{RATE_WINDOW}])")
+        return f"sum by ({query._group}) ({count})"
+
+    def _only(self, stacks: Collection[StackKey]) -> str:
+        """Label matchers that select the series of ``stacks``."""
+        namespaces = "|".join(sorted({_literal(namespace) for namespace, _ in stacks}))
+        stack_names = "|".join(sorted({_literal(name) for _, name in stacks}))
+        if self.series_by == "stackLabel":
+            return f'{self.namespace_label}=~"{namespaces}", {self.stack_label}=~"{stack_names}"'
+        pods = API_POD_REGEX.replace("(.+)", f"({stack_names})", 1)
+        return f'{self.namespace_label}=~"{namespaces}", {self.pod_label}=~"{pods}"'
+
     def key_of(self, labels: Mapping[str, Any]) -> StackKey:
         """The (namespace, stack) a result series belongs to."""
         stack = self.stack_label if self.series_by == "stackLabel" else STACK_FROM_POD
@@ -143,6 +164,11 @@ class StackQuery:
     def promql(self) -> str:
         """Both templates, rendered, as one query."""
         return _signals(p95=f"({self.p95_seconds})", rps=f"({self.requests_per_second})")
+
+    def rate_promql(self, stacks: Collection[StackKey] = ()) -> str:
+        """The stack's request rate alone, for a range query of its history (the query
+        is this one stack's: ``stacks`` changes nothing)."""
+        return f"({self.requests_per_second})"
 
     def key_of(self, labels: Mapping[str, Any]) -> StackKey:
         """Every series of the answer is this stack's."""
@@ -212,6 +238,38 @@ def parse_latency(
             rps_recent=_finite(signals.get("rps_recent")),
         )
     return readings
+
+
+def parse_rates(
+    result: Iterable[Mapping[str, Any]], *, query: LatencyQuery | None = None
+) -> dict[StackKey, list[tuple[float, float]]]:
+    """Turn the matrix a range query of :meth:`HistogramSeries.rate_promql` returned into
+    (time, requests per second) per stack, oldest first; non-finite or malformed points
+    are skipped. A stack with more than one series (a template that did not aggregate)
+    is left out: its history cannot be told apart."""
+    query = query or HistogramSeries()
+    found: dict[StackKey, list[tuple[float, float]]] = {}
+    doubled: set[StackKey] = set()
+    for series in result:
+        key = query.key_of(series.get("metric", {}))
+        if key in found:
+            doubled.add(key)
+        points = []
+        for point in series.get("values", []):
+            try:
+                at, value = float(point[0]), float(point[1])
+            except (IndexError, TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                points.append((at, value))
+        found[key] = sorted(points)
+    return {key: points for key, points in found.items() if key not in doubled}
+
+
+def _literal(name: str) -> str:
+    """A namespace or stack name (a DNS name: letters, digits, ``-`` and ``.``) as a
+    regular expression that matches it alone, inside a PromQL string: ``.`` escaped."""
+    return name.replace(".", "\\\\.")
 
 
 def _finite(value: float | None) -> float | None:

@@ -9,7 +9,7 @@ read-only: plain read commands, or a script flagged ``no-writes`` that also read
 server's ``TIME`` (so ages are dated by the Redis clock). The keys follow each
 library's own layout at the versions the tests run (docs/contract.md names them):
 
-* :class:`StreamQueue`: a Redis Stream with a consumer group (``XINFO``);
+* :class:`StreamQueue`: a Redis Stream with a consumer group (``XINFO`` in a script);
 * :class:`BullMQQueue`: ``<prefix>:<name>:<state>`` (BullMQ 5 and 6, ``QueueKeys``);
 * :class:`RQQueue`: ``<prefix>:queue:<name>`` and its registries (RQ 2 and 3);
 * :class:`CeleryQueue`: kombu's Redis transport, a list per priority step and ``unacked``;
@@ -23,11 +23,9 @@ derives one from the backlog's rises (:class:`.signals.BacklogRises`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
-
-from redis.exceptions import ResponseError
 
 from retention_operator.autoscaling.samples import WorkerSample
 
@@ -166,86 +164,57 @@ def _reading(
 
 # --- Redis Streams ------------------------------------------------------------------------------
 
+STREAM_SCRIPT = """#!lua flags=no-writes
+-- KEYS[1]: a stream; ARGV[1]: its consumer group. Returns TIME, then 0 when the stream
+-- does not exist; else 1 (no such group) or 2, its length and entries-added, the group's
+-- lag, pending and entries-read (false where Redis cannot tell), and the ID of the
+-- oldest entry not yet delivered to the group, or of the first entry without the group
+-- (false when none waits). Any other error of XINFO STREAM (WRONGTYPE) is the reply.
+local now = redis.call('TIME')
+local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+if info['err'] then
+  if string.find(string.lower(info['err']), 'no such key', 1, true) then
+    return {now[1], now[2], 0}
+  end
+  return info
+end
+local stream = {}
+for i = 1, #info, 2 do stream[info[i]] = info[i + 1] end
+local state, lag, pending, read, start = 1, false, 0, false, '-'
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then
+    state, lag, pending, read = 2, fields['lag'], fields['pending'], fields['entries-read']
+    start = '(' .. fields['last-delivered-id']
+  end
+end
+local first = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1)
+local oldest = false
+if #first > 0 then oldest = first[1][1] end
+return {now[1], now[2], state, stream['length'], stream['entries-added'] or false,
+  lag, pending, read, oldest}
+"""
+"""A stream's counts, its group's and its oldest waiting entry, in one read-only script.
 
-def parse_queue(stream_info: object, groups_info: object, *, group: str, at: float) -> QueueReading:
-    """Turn the answers to ``XINFO STREAM`` and ``XINFO GROUPS`` into a reading.
+``XINFO STREAM`` and ``XINFO GROUPS`` answer maps of every field (and the first and
+last entries whole); the script reads them where the data is and answers the numbers
+alone. The oldest waiting entry's ID is known only after the group's
+``last-delivered-id``, and the server's own clock dates it, whatever the operator's
+clock says. It writes nothing (``no-writes``: replicas and read-only users may run it).
+"""
 
-    A stream that does not exist (``no such key``) is an empty queue: nothing
-    was ever enqueued, so the backlog is zero. A stream without the group
-    counts every entry as waiting. An error answer, an answer of an unexpected
-    shape, or a group whose lag Redis cannot compute (entries deleted with
-    XDEL) gives a reading with ``error`` set and None values.
-    """
-    if _no_such_key(stream_info):
-        return QueueReading(at=at, backlog=0, lag=0, pending=0, arrivals_total=0, completed_total=0)
-    if isinstance(stream_info, Exception) or not isinstance(stream_info, Mapping):
-        return QueueReading(at=at, error=f"XINFO STREAM failed: {stream_info}")
-    if isinstance(groups_info, Exception) or not isinstance(groups_info, list):
-        return QueueReading(at=at, error=f"XINFO GROUPS failed: {groups_info}")
-    added = _int_or_none(stream_info.get("entries-added"))
-    ours = next((g for g in groups_info if isinstance(g, Mapping) and g.get("name") == group), None)
-    if ours is None:
-        length = _int_or_none(stream_info.get("length"))
-        return QueueReading(
-            at=at, backlog=length, lag=length, pending=0, arrivals_total=added, completed_total=0
-        )
-    lag = _int_or_none(ours.get("lag"))
-    pending = _int_or_none(ours.get("pending"))
-    read = _int_or_none(ours.get("entries-read"))
-    if lag is None or pending is None:
-        return QueueReading(at=at, error=f"Redis cannot tell the lag of group {group!r}")
-    completed = None if read is None else max(read - pending, 0)
-    return QueueReading(
-        at=at,
-        backlog=lag + pending,
-        lag=lag,
-        pending=pending,
-        arrivals_total=added,
-        completed_total=completed,
-    )
-
-
-def _no_such_key(answer: object) -> bool:
-    return isinstance(answer, ResponseError) and "no such key" in str(answer).lower()
-
+_STREAM_ABSENT, _STREAM_WITHOUT_GROUP, _STREAM_WITH_GROUP = 0, 1, 2
 
 # Milliseconds since the epoch of 2000-01-01: an entry ID whose time part is older was
 # not made by XADD's "*" (an application chose it), so its age means nothing.
 _EARLIEST_ID_MS = 946_684_800_000
 
-OLDEST_WAITING_SCRIPT = """#!lua flags=no-writes
--- KEYS[1]: a stream; ARGV[1]: its consumer group. Returns the ID of the oldest entry
--- not yet delivered to the group (false when none waits) and the server's TIME.
-local now = redis.call('TIME')
-if redis.call('EXISTS', KEYS[1]) == 0 then return {false, now[1], now[2]} end
-local start = '-'
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local fields = {}
-  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-  if fields['name'] == ARGV[1] then start = '(' .. fields['last-delivered-id'] end
-end
-local first = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1)
-if #first == 0 then return {false, now[1], now[2]} end
-return {first[1][1], now[1], now[2]}
-"""
-"""The oldest waiting entry of a stream, in the same round trip as the other reads.
 
-Its ID is known only after the group's ``last-delivered-id``, so a script reads both
-where the data is; it writes nothing (``no-writes``, so replicas may run it too).
-The server's own clock dates the entry, whatever the operator's clock says.
-"""
-
-
-def parse_oldest_waiting(answer: object) -> float | None:
-    """Seconds the oldest undelivered entry has waited, from the script's answer.
-
-    0 when no entry waits. None for an error answer, an answer of another shape, or
-    an entry ID that is not a time (chosen by the application rather than XADD's ``*``).
-    """
-    if not isinstance(answer, list | tuple) or len(answer) != 3:
-        return None
-    oldest, seconds, micros = answer
-    now_ms = _server_ms(seconds, micros)
+def _entry_wait(now_ms: float | None, oldest: object) -> float | None:
+    """Seconds the oldest waiting entry has waited: 0 when none waits; None without the
+    server's time or for an ID that is not a time (chosen by the application, not XADD's
+    ``*``)."""
     if now_ms is None:
         return None
     if oldest is None:
@@ -258,25 +227,65 @@ def parse_oldest_waiting(answer: object) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class StreamQueue:
-    """A Redis Stream read by a consumer group: ``XINFO STREAM``, ``XINFO GROUPS`` and
-    :data:`OLDEST_WAITING_SCRIPT`. Arrivals are ``entries-added``."""
+    """A Redis Stream read by a consumer group, with :data:`STREAM_SCRIPT`.
+
+    Waiting = the group's ``lag``, in progress = its ``pending``; arrivals are
+    ``entries-added``, completions ``entries-read`` minus ``pending``. A stream that
+    does not exist is an empty queue (nothing was ever enqueued). A stream without the
+    group counts every entry as waiting, since its first. A group whose lag Redis cannot
+    tell (entries deleted with XDEL) gives a reading with ``error`` set.
+    """
 
     stream: str
     group: str
-    count: ClassVar[int] = 3
+    count: ClassVar[int] = 1
     counts_arrivals: ClassVar[bool] = True
 
     def send(self, pipe: Any) -> None:
-        pipe.xinfo_stream(self.stream)
-        pipe.xinfo_groups(self.stream)
-        pipe.eval(OLDEST_WAITING_SCRIPT, 1, self.stream, self.group)
+        pipe.eval(STREAM_SCRIPT, 1, self.stream, self.group)
 
     def parse(self, answers: Sequence[object], *, at: float) -> QueueReading:
-        stream_info, groups_info, oldest = answers
-        reading = parse_queue(stream_info, groups_info, group=self.group, at=at)
-        if reading.error is not None:
-            return reading
-        return replace(reading, queue_wait_seconds=parse_oldest_waiting(oldest))
+        (reply,) = answers
+        timed = _timed_reply(reply, 1)
+        if timed is None:
+            return QueueReading(at=at, error=f"reading stream {self.stream!r} failed: {reply}")
+        (state,) = timed.counts
+        if state == _STREAM_ABSENT:
+            return QueueReading(
+                at=at,
+                backlog=0,
+                lag=0,
+                pending=0,
+                arrivals_total=0,
+                completed_total=0,
+                queue_wait_seconds=_entry_wait(timed.now_ms, None),
+            )
+        if len(timed.rest) != 6 or state not in (_STREAM_WITHOUT_GROUP, _STREAM_WITH_GROUP):
+            return QueueReading(at=at, error=f"reading stream {self.stream!r} failed: {reply}")
+        length, added, lag, pending, read, oldest = timed.rest
+        wait = _entry_wait(timed.now_ms, oldest)
+        if state == _STREAM_WITHOUT_GROUP:
+            length = _int_or_none(length)
+            return QueueReading(
+                at=at,
+                backlog=length,
+                lag=length,
+                pending=0,
+                arrivals_total=_int_or_none(added),
+                completed_total=0,
+                queue_wait_seconds=wait,
+            )
+        lag, pending, read = _int_or_none(lag), _int_or_none(pending), _int_or_none(read)
+        if lag is None or pending is None:
+            return QueueReading(at=at, error=f"Redis cannot tell the lag of group {self.group!r}")
+        return _reading(
+            at=at,
+            waiting=lag,
+            in_progress=pending,
+            wait_s=wait,
+            arrivals_total=_int_or_none(added),
+            completed_total=None if read is None else max(read - pending, 0),
+        )
 
 
 # --- BullMQ ---------------------------------------------------------------------------------------
@@ -376,8 +385,9 @@ class BullMQQueue:
 RQ_SCRIPT = """#!lua flags=no-writes
 -- KEYS: <prefix>:queue:<name>, its :intermediate list, <prefix>:wip:<name> (started),
 -- <prefix>:scheduled:<name>; ARGV[1]: the job key prefix <prefix>:job:.
--- Returns TIME, the queued, intermediate, live started and due scheduled counts, the
--- enqueued_at of the job at the head of the queue and the time of the first due one.
+-- Returns TIME, the queued, intermediate (not yet started), live started and due
+-- scheduled counts, the enqueued_at of the job at the head of the queue and the time
+-- of the first due one.
 local now = redis.call('TIME')
 local s = tonumber(now[1])
 local head = redis.call('LINDEX', KEYS[1], 0)
@@ -385,9 +395,18 @@ local enqueued = false
 if head then enqueued = redis.call('HGET', ARGV[1] .. head, 'enqueued_at') end
 local first = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', s, 'WITHSCORES', 'LIMIT', 0, 1)
 -- A started entry's score is when it expires; StartedJobRegistry.cleanup drops <= now.
-return {now[1], now[2], redis.call('LLEN', KEYS[1]), redis.call('LLEN', KEYS[2]),
-  redis.call('ZCOUNT', KEYS[3], '(' .. s, '+inf'), redis.call('ZCOUNT', KEYS[4], '-inf', s),
-  enqueued, first[2] or false}
+-- Entries are <job id>:<execution id> (rq.utils.parse_composite_key).
+local live = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. s, '+inf')
+local started = {}
+for _, entry in ipairs(live) do started[string.match(entry, '^[^:]*')] = true end
+-- The worker registers a job as started before its work horse takes it off the
+-- intermediate list: in between it is in both, and counts once.
+local moving = 0
+for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  if not started[id] then moving = moving + 1 end
+end
+return {now[1], now[2], redis.call('LLEN', KEYS[1]), moving, #live,
+  redis.call('ZCOUNT', KEYS[4], '-inf', s), enqueued, first[2] or false}
 """
 """An RQ queue's counts and its oldest job, in one read-only script."""
 
@@ -414,7 +433,8 @@ class RQQueue:
     Waiting = the queue's list (``Queue.count``) + scheduled jobs already due (the
     scheduler runs inside workers, so with none they would wait forever); in progress
     = the started registry's live entries (``StartedJobRegistry.count``, whose cleanup
-    drops expired ones) + the intermediate list a worker moves a job through. The
+    drops expired ones) + the jobs on the intermediate list a worker moves a job
+    through that are not started yet (a job is on both for a moment). The
     oldest waiting job is the head of the list, dated by its ``enqueued_at``, or the
     first due scheduled job, dated by its time. RQ keeps no arrivals counter.
     """

@@ -19,16 +19,24 @@ def _points(
     history: SignalHistory[T], value: Callable[[T], float | None], *, window: float
 ) -> list[tuple[float, float]]:
     """The (at, value) pairs of the last ``window`` seconds, plus the one just before
-    it so that the window is covered; samples without a value are left out."""
-    points = [(s.at, v) for s in history if (v := value(s)) is not None]
-    if not points:
-        return []
-    horizon = points[-1][0] - window
-    first = 0
-    for index, (at, _) in enumerate(points):
-        if at <= horizon:
-            first = index
-    return points[first:]
+    it so that the window is covered; samples without a value are left out.
+
+    Walked from the newest sample back to the first at or before the window's start,
+    so the cost is the window's, not the whole history's.
+    """
+    points: list[tuple[float, float]] = []
+    horizon: float | None = None
+    for sample in reversed(history):
+        v = value(sample)
+        if v is None:
+            continue
+        points.append((sample.at, v))
+        if horizon is None:
+            horizon = sample.at - window
+        if sample.at <= horizon:
+            break
+    points.reverse()
+    return points
 
 
 def counter_rate(
@@ -53,13 +61,15 @@ def gauge_slope(
 ) -> float | None:
     """Per-second change of a gauge between the newest sample and the newest one at
     least ``lookback`` seconds older. None if there is no such pair."""
-    points = [(s.at, v) for s in history if (v := value(s)) is not None]
-    if len(points) < 2:
-        return None
-    newest_at, newest = points[-1]
-    for at, old in reversed(points[:-1]):
-        if newest_at - at >= lookback:
-            return (newest - old) / (newest_at - at)
+    newest: tuple[float, float] | None = None
+    for sample in reversed(history):
+        v = value(sample)
+        if v is None:
+            continue
+        if newest is None:
+            newest = (sample.at, v)
+        elif newest[0] - sample.at >= lookback:
+            return (newest[1] - v) / (newest[0] - sample.at)
     return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from retention_operator.autoscaling import forecast
 from retention_operator.autoscaling.state import Decision
 
 Manifest = dict[str, Any]
@@ -29,6 +30,8 @@ _DRIFTING = frozenset(
         "queueWaitSeconds",
         "lastReason",
         "failedTicks",
+        "errorLastDay",
+        "trust",
     }
 )
 # Fields that never cause a write by themselves: a count of failed reads, and
@@ -61,6 +64,23 @@ def component_status(
         "lastReason": decision.reason[:1024],
         "lastScaleTime": last_scale_time,
         "failedTicks": decision.state.failed_ticks,
+        "forecast": forecast_status(decision.state.forecast),
+    }
+
+
+def forecast_status(learned: forecast.Forecast | None) -> Manifest | None:
+    """``status.autoscaling.<component>.forecast``: whether the forecast is followed now
+    (``inUse``), how far (``trust``, 0 to 1), the days learned, and its relative error
+    over the last day (None before any minute was compared). None while it is off: a
+    merge patch then removes the block."""
+    if learned is None:
+        return None
+    trust = forecast.trust(learned)
+    return {
+        "inUse": trust > 0,
+        "trust": round(trust, 2),
+        "daysLearned": forecast.days_known(learned),
+        "errorLastDay": _round(forecast.error_last_day(learned), 3),
     }
 
 
@@ -113,14 +133,67 @@ def needs_write(
 
     True when a material field changed; when only drifting numbers changed,
     True once ``since_last`` (seconds since the last write) reaches ``refresh``.
+
+    Two views of a status define it, compared between what the patch would make of
+    ``previous`` (a JSON merge patch) and ``previous``: the *material* one (without the
+    derived fields, a drifting field only present or absent, None or not) and the
+    *loud* one (without the silent fields). Both are compared in one walk of the patch
+    against ``previous``, building neither view and not the merged status: the loop
+    asks this of every stack every tick.
     """
-    previous = previous or {}
-    merged = _merged(previous, patch)
-    if _material(merged) != _material(previous):
+    change = _change(patch, previous or {})
+    if change & _MATERIAL:
         return True
     # A count of failed reads grows every tick while a source is down; on its
     # own it is not worth a write (it rides along with the next one).
-    return _without(merged, _SILENT) != _without(previous, _SILENT) and since_last >= refresh
+    return bool(change & _LOUD) and since_last >= refresh
+
+
+# What differs between the merged status and the previous one, as bits: in the loud
+# view, in the material view.
+_LOUD, _MATERIAL = 1, 2
+_ABSENT = object()
+
+
+def _change(patch: Manifest, previous: Manifest) -> int:
+    """The views in which ``previous`` merged with ``patch`` differs from ``previous``."""
+    change = 0
+    for key, value in patch.items():
+        before = previous.get(key, _ABSENT)
+        if value is None:
+            if before is not _ABSENT:
+                change |= _changed(key, before, _ABSENT)
+        elif isinstance(value, dict) and isinstance(before, dict):
+            change |= _change(value, before) & _views(key)
+        elif isinstance(value, dict):
+            change |= _changed(key, before, _merged({}, value))
+        elif before is _ABSENT or before != value:
+            change |= _changed(key, before, value)
+        if change == _LOUD | _MATERIAL:
+            break
+    return change
+
+
+def _views(key: str) -> int:
+    """The views field ``key`` is in: the loud view leaves the silent fields out whole, the
+    material view the derived ones."""
+    return (0 if key in _SILENT else _LOUD) | (0 if key in _DERIVED else _MATERIAL)
+
+
+def _changed(key: str, before: Any, after: Any) -> int:
+    """The views in which field ``key`` differs between ``before`` and ``after`` (unequal,
+    not both dicts; :data:`_ABSENT` where the field is not there)."""
+    if key in _DRIFTING and _presence(before) == _presence(after):
+        return _views(key) & _LOUD
+    return _views(key)
+
+
+def _presence(value: Any) -> object:
+    """A drifting field in the material view: whether it is None (a dict is walked into,
+    so it is a view of its own; an absent field is none)."""
+    if value is _ABSENT or isinstance(value, dict):
+        return object()
+    return value is not None
 
 
 def _merged(previous: Manifest, patch: Manifest) -> Manifest:
@@ -136,20 +209,6 @@ def _merged(previous: Manifest, patch: Manifest) -> Manifest:
         else:
             out[key] = value
     return out
-
-
-def _without(value: Any, keys: frozenset[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
-    return value
-
-
-def _material(value: Any, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _material(v, k) for k, v in value.items() if k not in _DERIVED}
-    if key in _DRIFTING:
-        return value is not None
-    return value
 
 
 def _round(value: float | None, digits: int) -> float | None:

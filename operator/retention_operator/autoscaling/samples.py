@@ -93,10 +93,22 @@ class SignalHistory(Generic[S]):
 
     def since(self, at: float) -> list[S]:
         """The samples taken at or after ``at``, oldest first."""
-        return [sample for sample in self._samples if sample.at >= at]
+        # Walked from the newest: the policy asks for the last seconds of a history
+        # that holds minutes, every tick, for every stack.
+        recent: list[S] = []
+        for sample in reversed(self._samples):
+            if sample.at < at:
+                break
+            recent.append(sample)
+        recent.reverse()
+        return recent
 
     def __iter__(self) -> Iterator[S]:
         return iter(self._samples)
+
+    def __reversed__(self) -> Iterator[S]:
+        """Newest first (samples only ever get newer, so this is also by time)."""
+        return reversed(self._samples)
 
     def __len__(self) -> int:
         return len(self._samples)

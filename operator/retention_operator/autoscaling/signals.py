@@ -23,6 +23,7 @@ would scale down. The parsing helpers are pure and tested without servers.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 from urllib3.util.retry import Retry as HttpRetry
 
 from retention_operator import telemetry
@@ -47,6 +48,7 @@ from retention_operator.autoscaling.promql import (
     StackKey,
     StackQuery,
     parse_latency,
+    parse_rates,
 )
 from retention_operator.autoscaling.queues import (
     BullMQQueue,
@@ -75,6 +77,22 @@ logger = logging.getLogger(__name__)
 
 SOURCE_REDIS = "redis"
 SOURCE_PROMETHEUS = "prometheus"
+# The forecast's history: range queries at a stack's first tick, not a tick's reading.
+SOURCE_PROMETHEUS_HISTORY = "prometheus-history"
+# The forecast's history: a point a minute (the minute it learns by), read in chunks of a
+# week (10,080 points, under Prometheus's 11,000 per series), each within this timeout.
+HISTORY_STEP_SECONDS = 60.0
+HISTORY_CHUNK_SECONDS = 7 * 86400.0
+HISTORY_TIMEOUT_SECONDS = 10.0
+# What a query of Prometheus may fail with: refused, unreachable, late, or an answer
+# of the wrong shape.
+_PROMETHEUS_ERRORS = (
+    PrometheusApiClientException,
+    requests.RequestException,
+    TimeoutError,
+    ValueError,
+    KeyError,
+)
 
 
 # --- What is read --------------------------------------------------------------------------
@@ -154,6 +172,12 @@ class BacklogRises:
 
 RedisClient = aioredis.Redis | RedisCluster
 
+_REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError, ValueError)
+"""What a round trip to one Redis endpoint may raise; its stacks' readings are then missing.
+
+``RedisClusterException`` (no startup node answered, or each refused the password) is
+not a ``RedisError``: let through, it failed the whole tick of every stack."""
+
 
 class SignalReader:
     """Batched reads of queue and latency signals; keeps one client per endpoint.
@@ -169,6 +193,8 @@ class SignalReader:
         self._redis: dict[RedisEndpoint, RedisClient] = {}
         self._prometheus: dict[str, PrometheusConnect] = {}
         self._rises = BacklogRises()
+        self.refused_password: set[RedisEndpoint] = set()
+        """The endpoints whose Redis refused the password at the last :meth:`read_queues`."""
 
     async def read_queues(
         self, queues: Mapping[RedisEndpoint, Sequence[QueueRef]]
@@ -179,6 +205,7 @@ class SignalReader:
         its queues gets a reading with ``error`` set and None values.
         """
         endpoints = [(endpoint, list(refs)) for endpoint, refs in queues.items() if refs]
+        self.refused_password = set()
         answers = await asyncio.gather(
             *(self._read_endpoint(endpoint, refs) for endpoint, refs in endpoints)
         )
@@ -207,6 +234,68 @@ class SignalReader:
             self._prometheus.pop(url).close()
         return readings
 
+    async def read_history(
+        self,
+        stacks: Mapping[LatencySource, Sequence[StackKey]],
+        *,
+        start: float,
+        end: float,
+        step: float = HISTORY_STEP_SECONDS,
+    ) -> dict[StackKey, list[tuple[float, float]]]:
+        """Each stack's request rate from ``start`` to ``end`` (seconds since the epoch;
+        queries of those stacks' series only),
+        a point every ``step``, by range queries of :data:`HISTORY_CHUNK_SECONDS` at most
+        (Prometheus answers at most 11,000 points per series), one source after another,
+        each within :data:`HISTORY_TIMEOUT_SECONDS`.
+
+        The points fall in the middle of each step (hh:mm:30 for a minute), where the mean
+        of a minute of the ticks' readings is centred, so history and ticks agree.
+        A stack Prometheus has no history of is absent; a failed query leaves the
+        stacks of its source absent (logged: the forecast then learns from the ticks).
+        """
+        history: dict[StackKey, list[tuple[float, float]]] = {}
+        start = (start // step) * step + step / 2
+        for source, keys in stacks.items():
+            wanted = set(keys)
+            if not wanted:
+                continue
+            conn = self._prometheus_client(source.url)
+            chunk_start = start
+            while chunk_start < end:
+                chunk_end = min(chunk_start + HISTORY_CHUNK_SECONDS, end)
+                telemetry.AUTOSCALER_QUERIES.labels(source=SOURCE_PROMETHEUS_HISTORY).inc()
+                try:
+                    result = await asyncio.wait_for(
+                        asyncio.to_thread(
+                            conn.custom_query_range,
+                            source.query.rate_promql(keys),
+                            start_time=_datetime(chunk_start),
+                            end_time=_datetime(chunk_end),
+                            step=f"{step:g}",
+                            timeout=HISTORY_TIMEOUT_SECONDS,
+                        ),
+                        HISTORY_TIMEOUT_SECONDS + 1.0,
+                    )
+                    if not isinstance(result, list):
+                        raise ValueError(f"expected a matrix, got {type(result).__name__}")
+                except _PROMETHEUS_ERRORS as exc:
+                    telemetry.AUTOSCALER_QUERY_ERRORS.labels(source=SOURCE_PROMETHEUS_HISTORY).inc()
+                    logger.warning(
+                        "Prometheus at %s gave no history for the forecast: %s: %s",
+                        source.url,
+                        type(exc).__name__,
+                        str(exc)[:300],
+                    )
+                    break
+                for key, points in parse_rates(result, query=source.query).items():
+                    if key in wanted:
+                        # Chunks share their edge: a point already read is not read twice.
+                        seen = history.setdefault(key, [])
+                        newer = [p for p in points if not seen or p[0] > seen[-1][0]]
+                        seen.extend(newer)
+                chunk_start = chunk_end
+        return history
+
     async def close(self) -> None:
         """Close every client; the reader can be used again afterwards."""
         await self._close_redis_except(set())
@@ -227,10 +316,12 @@ class SignalReader:
                 ref.source.send(pipe)
             telemetry.AUTOSCALER_QUERIES.labels(source=SOURCE_REDIS).inc()
             answers = await asyncio.wait_for(pipe.execute(raise_on_error=False), self._timeout)
-        except (RedisError, OSError, TimeoutError, ValueError) as exc:
+        except _REDIS_FAILURES as exc:
             telemetry.AUTOSCALER_QUERY_ERRORS.labels(source=SOURCE_REDIS).inc()
             # A client that failed may hold a broken connection: start afresh next tick.
             await self._drop_redis(endpoint)
+            if _refused_password(exc):
+                self.refused_password.add(endpoint)
             why = f"Redis at {_redacted(endpoint.url)} did not answer: {type(exc).__name__}: {exc}"
             logger.warning(why)
             return {ref: QueueReading(at=at, error=why) for ref in refs}
@@ -246,10 +337,13 @@ class SignalReader:
         client = self._redis.get(endpoint)
         if client is None:
             # No retries: a retry would be a second round trip, and the next tick
-            # is the retry. Timeouts bound a server that accepts but never answers.
+            # is the retry. The connect timeout and the deadline of the whole round
+            # trip (_read_endpoint) bound a server that accepts but never answers; no
+            # per-reply timeout, which would cost a timer for each of a thousand
+            # stacks' answers every tick.
             options: dict[str, Any] = {
                 "password": endpoint.password,
-                "socket_timeout": self._timeout,
+                "socket_timeout": None,
                 "socket_connect_timeout": self._timeout,
                 "retry": RedisRetry(NoBackoff(), 0),
                 "decode_responses": True,
@@ -266,7 +360,7 @@ class SignalReader:
         if client is not None:
             try:
                 await client.aclose()
-            except (RedisError, OSError) as exc:
+            except _REDIS_FAILURES as exc:
                 logger.debug("closing the Redis client of %s: %s", _redacted(endpoint.url), exc)
 
     async def _close_redis_except(self, keep: set[RedisEndpoint]) -> None:
@@ -280,11 +374,7 @@ class SignalReader:
     ) -> dict[StackKey, LatencyReading]:
         at = self._clock()
         url = source.url
-        conn = self._prometheus.get(url)
-        if conn is None:
-            # No retries (the next tick is the retry); the timeout bounds each request.
-            conn = PrometheusConnect(url=url, retry=HttpRetry(total=0), timeout=self._timeout)
-            self._prometheus[url] = conn
+        conn = self._prometheus_client(url)
         telemetry.AUTOSCALER_QUERIES.labels(source=SOURCE_PROMETHEUS).inc()
         try:
             result = await asyncio.wait_for(
@@ -292,13 +382,7 @@ class SignalReader:
             )
             if not isinstance(result, list):
                 raise ValueError(f"expected a vector, got {type(result).__name__}")
-        except (
-            PrometheusApiClientException,
-            requests.RequestException,
-            TimeoutError,
-            ValueError,
-            KeyError,
-        ) as exc:
+        except _PROMETHEUS_ERRORS as exc:
             telemetry.AUTOSCALER_QUERY_ERRORS.labels(source=SOURCE_PROMETHEUS).inc()
             why = f"Prometheus at {url} did not answer: {type(exc).__name__}: {str(exc)[:300]}"
             logger.warning(why)
@@ -306,6 +390,34 @@ class SignalReader:
         found = parse_latency(result, now=at, query=source.query)
         absent = LatencyReading(at=at, error=f"Prometheus at {url} has no API metrics of the stack")
         return {key: found.get(key, absent) for key in keys}
+
+    def _prometheus_client(self, url: str) -> PrometheusConnect:
+        conn = self._prometheus.get(url)
+        if conn is None:
+            # No retries (the next tick is the retry); the timeout bounds each request.
+            conn = PrometheusConnect(url=url, retry=HttpRetry(total=0), timeout=self._timeout)
+            self._prometheus[url] = conn
+        return conn
+
+
+def _datetime(at: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(at, dt.UTC)
+
+
+def _refused_password(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error it was raised from is Redis refusing the password.
+
+    The cluster client wraps the refusal of every startup node in a
+    ``RedisClusterException`` raised from the last ``AuthenticationError``.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk down the chain of causes
+        if seen is None:
+            return False
+        if isinstance(seen, AuthenticationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _redacted(url: str) -> str:

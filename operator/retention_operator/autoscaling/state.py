@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from retention_operator.autoscaling.api import Learned
+from retention_operator.autoscaling.forecast import Forecast
 from retention_operator.autoscaling.surges import Surges
 
 Direction = Literal["up", "down", "none"]
@@ -41,7 +42,8 @@ class PolicyState:
     the API's latency has taught beyond the capacity (see :class:`.api.Learned`).
     ``confirmed_at``: when a measurement (not a probe) last set the capacity.
     ``surges``: the surges of demand seen so far (API requests, worker arrivals; see
-    :mod:`.surges`).
+    :mod:`.surges`). ``forecast``: the demand's learned shape and how good it has been
+    (:mod:`.forecast`), None while the forecast is off.
     """
 
     recommendations: tuple[tuple[float, float], ...] = ()
@@ -55,6 +57,7 @@ class PolicyState:
     learned: Learned | None = None
     confirmed_at: float | None = None
     surges: Surges | None = None
+    forecast: Forecast | None = None
 
 
 @dataclass(frozen=True, slots=True)

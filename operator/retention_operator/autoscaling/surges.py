@@ -8,9 +8,11 @@ becomes the base. Each surge is kept as (start, peak, end).
 What the memory asks for, :func:`to_hold`: the demand of the surges to come, which
 scale-down must not give up and a pre-scale brings in before they arrive:
 
-* after the first surge, its peak for :data:`HOLD_AFTER_SECONDS` (when the next comes
-  is unknown; this is the span in which an HPA's window would still hold it, so a
-  policy that scales down sooner is caught by a second surge where the HPA is not);
+* after the first surge, its peak for ``window`` seconds from its end: the stack's
+  ``scaleDownStabilizationSeconds``. When the next comes is unknown, and the window is
+  the span the stack's own spec gives for keeping capacity once demand has fallen (an
+  HPA's window is that span for the HPA); a fixed span of its own would override a
+  short window the spec chose;
 * once two surges are seen, the highest recent peak from :data:`LEAD_SECONDS` before
   the earliest the next one may come (the last start plus the shortest interval seen)
   until it has come; nothing in between (the fleet may scale down and be back in
@@ -32,8 +34,6 @@ END = 1.25
 LONGEST_SECONDS = 300.0
 # Time constant of the base demand (outside surges).
 BASE_SECONDS = 600.0
-# After a surge its peak is held this long (an HPA's default scale-down window).
-HOLD_AFTER_SECONDS = 300.0
 # A pre-scale starts this long before the next surge may come: a pod's start-up and
 # a scrape.
 LEAD_SECONDS = 60.0
@@ -76,8 +76,10 @@ def observe(surges: Surges, *, now: float, demand: float) -> Surges:
     return replace(surges, base=base + weight * (demand - base), base_at=now)
 
 
-def to_hold(surges: Surges, *, now: float) -> float:
-    """The demand to keep capacity for now, for surges to come; 0 for none."""
+def to_hold(surges: Surges, *, now: float, window: float) -> float:
+    """The demand to keep capacity for now, for surges to come; 0 for none. ``window``:
+    the component's scale-down stabilization, in seconds (how long a single surge's peak
+    is held after it ends)."""
     if surges.active is not None or not surges.seen:
         return 0.0
     last_start, _, last_end = surges.seen[-1]
@@ -85,8 +87,9 @@ def to_hold(surges: Surges, *, now: float) -> float:
     starts = [start for start, _, _ in surges.seen]
     intervals = [b - a for a, b in pairwise(starts)]
     if not intervals:
-        # One surge: when the next comes is unknown; hold as long as an HPA would.
-        return peak if now - last_end <= HOLD_AFTER_SECONDS else 0.0
+        # One surge: when the next comes is unknown; hold it as long as the spec holds
+        # any demand that has fallen.
+        return peak if now - last_end <= window else 0.0
     if now - last_start > 2 * max(intervals):
         return 0.0
     earliest = last_start + min(intervals)

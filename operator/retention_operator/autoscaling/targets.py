@@ -1,13 +1,16 @@
 """What the loop reads and decides for one stack, derived from its spec: pure functions.
 
-The loop calls these for every tracked stack each tick: the policy
-configuration of each scaled component, the queue to read, the Redis it lives
-in and the Prometheus that scrapes the API. Nothing here does I/O; the Redis
-password is passed in by the caller, which reads it from the Secret.
+The policy configuration of each scaled component, the queue to read, the
+Redis it lives in and the Prometheus that scrapes the API. The loop derives
+them once per version of a stack (:func:`derive`, when it hears of the stack),
+not every tick: a thousand stacks at rest would otherwise walk a thousand
+specs every few seconds to find what did not change. Nothing here does I/O;
+the Redis password is passed in by the caller, which reads it from the Secret.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 from retention_operator.autoscaling.config import ApiPolicyConfig, ScaleUpLimit, WorkerPolicyConfig
@@ -28,6 +31,37 @@ from retention_operator.model import (
     RetentionStack,
     WorkersAutoscaling,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Everything the loop needs from one version of a stack's spec (see :func:`derive`)."""
+
+    api: ApiPolicyConfig
+    workers: WorkerPolicyConfig
+    queue: QueueRef
+    password: KeySelector | None
+    """The Secret key of the Redis password; None when Redis has no auth."""
+    redis: RedisEndpoint
+    """Where the queue lives, without its password (:meth:`endpoint` adds it)."""
+    latency: LatencySource | None
+
+    def endpoint(self, password: str | None) -> RedisEndpoint:
+        """The Redis endpoint with the password read from the Secret (if any)."""
+        return self.redis if password is None else replace(self.redis, password=password)
+
+
+def derive(stack: RetentionStack, *, default_prometheus: str | None) -> Targets:
+    """What to read and how to decide for ``stack``; ``default_prometheus``: the
+    operator's Prometheus for stacks whose spec names none."""
+    return Targets(
+        api=api_config(stack),
+        workers=worker_config(stack),
+        queue=queue_ref(stack),
+        password=password_ref(stack),
+        redis=redis_endpoint(stack, password=None),
+        latency=latency_source(stack, default=default_prometheus),
+    )
 
 
 def api_config(stack: RetentionStack) -> ApiPolicyConfig:
@@ -56,6 +90,7 @@ def worker_config(stack: RetentionStack) -> WorkerPolicyConfig:
 
 class _ScalingFields(TypedDict):
     enabled: bool
+    forecast: bool
     min_replicas: int
     max_replicas: int
     scale_down_stabilization_seconds: int
@@ -69,6 +104,7 @@ def _scaling(auto: ApiAutoscaling | WorkersAutoscaling, *, low: int, high: int) 
     up = auto.scale_up
     return _ScalingFields(
         enabled=auto.enabled,
+        forecast=auto.forecast,
         min_replicas=low,
         max_replicas=high,
         scale_down_stabilization_seconds=auto.scale_down_stabilization_seconds,

@@ -178,12 +178,22 @@ class FakeReader:
         self.rps: dict[str, float] = {}
         self.queue_calls: list[dict[Any, Any]] = []
         self.latency_calls: list[dict[str, Any]] = []
+        # The request rate's history per stack name, as a range query would give it.
+        self.history: dict[str, list[tuple[float, float]]] = {}
+        self.history_calls: list[tuple[dict[Any, Any], float, float]] = []
+        # Passwords the fake Redis refuses; its endpoints land in refused_password.
+        self.refuse: set[str] = set()
+        self.refused_password: set[Any] = set()
 
     async def read_queues(self, queues: Any) -> dict[Any, Any]:
         self.queue_calls.append(dict(queues))
+        self.refused_password = {e for e in queues if e.password in self.refuse}
         out = {}
-        for refs in queues.values():
+        for endpoint, refs in queues.items():
             for ref in refs:
+                if endpoint in self.refused_password:
+                    out[ref] = self._signals.QueueReading(at=self.clock(), error="WRONGPASS")
+                    continue
                 backlog = self.backlog.get(ref.stack, 0)
                 out[ref] = (
                     self._signals.QueueReading(at=self.clock(), error="redis down")
@@ -213,6 +223,15 @@ class FakeReader:
                     )
                 )
         return out
+
+    async def read_history(self, stacks: Any, *, start: float, end: float) -> dict[Any, Any]:
+        self.history_calls.append((dict(stacks), start, end))
+        return {
+            key: [p for p in self.history[key[1]] if start <= p[0] <= end]
+            for keys in stacks.values()
+            for key in keys
+            if key[1] in self.history
+        }
 
     async def close(self) -> None:
         pass

@@ -138,3 +138,23 @@ async def test_a_cluster_reads_what_rq_enqueued_with_a_hash_tagged_prefix(
         assert (reading.backlog, reading.error) == (4, None)
     finally:
         driver.close()
+
+
+async def test_a_job_started_but_not_yet_off_the_intermediate_list_counts_once(
+    redis_db: Any, read_queue: Any
+) -> None:
+    """RQ's worker adds a job to the started registry (``prepare_execution``, before the
+    fork) and its work horse takes it off the intermediate list only later
+    (``prepare_job_execution``): in between the job is on both, as written here with
+    RQ's own keys, and is one job in progress, not two."""
+    import redis
+
+    ref = _ref("rq")
+    assert isinstance(ref.source, RQQueue)
+    expires = time.time() + 600
+    with redis.Redis.from_url(redis_db.url) as r:
+        r.rpush(f"{ref.source.queue_key}:intermediate", "job-1", "job-2")
+        r.zadd(f"rq:wip:{ref.source.name}", {"job-1:exec-a": expires})
+    reading = (await read_queue(RedisEndpoint(url=redis_db.url), ref))[ref]
+    # job-1 is started; job-2 was dequeued and not yet registered.
+    assert (reading.backlog, reading.lag, reading.pending) == (2, 0, 2)

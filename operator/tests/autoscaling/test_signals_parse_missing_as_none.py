@@ -5,42 +5,58 @@ from __future__ import annotations
 from redis.exceptions import ResponseError
 
 from retention_operator.autoscaling.promql import latency_query, parse_latency
-from retention_operator.autoscaling.queues import StreamQueue, parse_oldest_waiting, parse_queue
+from retention_operator.autoscaling.queues import (
+    BULLMQ_SCRIPT,
+    CELERY_SCRIPT,
+    RQ_SCRIPT,
+    STREAM_SCRIPT,
+    QueueReading,
+    StreamQueue,
+)
 
-STREAM = {"length": 7, "entries-added": 12}
+NOW = ["1800000010", "500000"]  # TIME: 1_800_000_010.5 s
+SOURCE = StreamQueue(stream="{ns/s}:jobs", group="workers")
+
+
+def _stream(*rest: object) -> QueueReading:
+    """The reading of the stream script's reply: TIME, then ``rest``."""
+    return SOURCE.parse([[*NOW, *rest]], at=10.0)
 
 
 def test_backlog_is_lag_plus_pending_and_completed_is_read_minus_pending() -> None:
-    groups = [{"name": "workers", "lag": 5, "pending": 2, "entries-read": 7}]
-    reading = parse_queue(STREAM, groups, group="workers", at=10.0)
+    # With the group; length 7, entries-added 12, lag 5, pending 2, entries-read 7.
+    reading = _stream(2, 7, 12, 5, 2, 7, None)
     assert (reading.backlog, reading.lag, reading.pending) == (7, 5, 2)
     assert (reading.arrivals_total, reading.completed_total) == (12, 5)
     assert reading.error is None
 
 
 def test_a_stream_that_does_not_exist_is_an_empty_queue() -> None:
-    missing = ResponseError("no such key")
-    reading = parse_queue(missing, missing, group="workers", at=1.0)
-    assert reading.backlog == 0
+    reading = _stream(0)
+    assert (reading.backlog, reading.arrivals_total, reading.queue_wait_seconds) == (0, 0, 0.0)
     assert reading.error is None
 
 
 def test_a_stream_without_the_group_counts_every_entry_as_waiting() -> None:
-    reading = parse_queue(
-        STREAM, [{"name": "other", "lag": 0, "pending": 0}], group="workers", at=1.0
-    )
-    assert reading.backlog == 7
+    reading = _stream(1, 7, 12, None, 0, None, "1800000008000-0")
+    assert (reading.backlog, reading.lag, reading.pending) == (7, 7, 0)
+    assert (reading.arrivals_total, reading.completed_total) == (12, 0)
+    assert reading.queue_wait_seconds == 2.5
 
 
 def test_errors_and_unknown_lag_are_missing_not_zero() -> None:
-    for stream, groups in (
-        (ResponseError("WRONGTYPE"), []),
-        (STREAM, ResponseError("NOAUTH")),
-        (STREAM, [{"name": "workers", "lag": None, "pending": 0, "entries-read": None}]),
+    for reply in (
+        ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ResponseError("NOAUTH"),
+        [*NOW, 2, 7, 12, None, 0, None, None],  # XDEL: Redis cannot tell the lag
+        [*NOW, 2, 7],
+        [*NOW, 3, 7, 12, 5, 2, 7, None],
+        "1800000010",
     ):
-        reading = parse_queue(stream, groups, group="workers", at=1.0)
-        assert reading.backlog is None
+        reading = SOURCE.parse([reply], at=1.0)
+        assert reading.backlog is None, reply
         assert reading.sample().backlog is None
+        assert reading.queue_wait_seconds is None
         assert reading.error
 
 
@@ -82,29 +98,20 @@ def test_the_query_groups_every_stack_by_namespace_and_stack() -> None:
 
 def test_the_oldest_waiting_entry_is_dated_by_the_server_clock() -> None:
     # Server time 1_800_000_010.5 s; the oldest undelivered entry was added 2.5 s before.
-    answer = ["1800000008000-3", "1800000010", "500000"]
-    assert parse_oldest_waiting(answer) == 2.5
-    assert parse_oldest_waiting([None, "1800000010", "0"]) == 0.0
+    assert _stream(2, 7, 12, 5, 2, 7, "1800000008000-3").queue_wait_seconds == 2.5
+    assert _stream(2, 7, 7, 0, 0, 7, None).queue_wait_seconds == 0.0
 
 
 def test_an_unreadable_oldest_entry_is_missing_not_zero() -> None:
-    for answer in (
-        ResponseError("WRONGTYPE"),
-        ["1-1", "1800000010", "0"],  # an ID the application chose: not a time
-        ["x-1", "1800000010", "0"],
-        ["1800000008000-0", None, "0"],
-        ["1800000008000-0"],
-        "1800000008000-0",
-    ):
-        assert parse_oldest_waiting(answer) is None, answer
+    for oldest in ("1-1", "x-1"):  # IDs the application chose: not a time
+        reading = _stream(2, 7, 12, 5, 2, 7, oldest)
+        assert reading.queue_wait_seconds is None, oldest
+        assert reading.backlog == 7
+    no_time = SOURCE.parse([[None, "0", 2, 7, 12, 5, 2, 7, "1800000008000-0"]], at=1.0)
+    assert no_time.queue_wait_seconds is None and no_time.backlog == 7
 
 
-def test_each_queue_parses_its_own_answers_in_order() -> None:
-    source = StreamQueue(stream="{ns/s}:jobs", group="workers")
-    groups = [{"name": "workers", "lag": 5, "pending": 2, "entries-read": 7}]
-    answers = (STREAM, groups, ["1800000008000-0", "1800000010", "0"])
-    assert len(answers) == source.count
-    reading = source.parse(answers, at=1.0)
-    assert (reading.backlog, reading.queue_wait_seconds) == (7, 2.0)
-    failed = source.parse((ResponseError("NOAUTH"),) * 3, at=1.0)
-    assert failed.error is not None and failed.queue_wait_seconds is None
+def test_a_stream_is_read_with_one_script_and_every_script_is_read_only() -> None:
+    assert SOURCE.count == 1
+    for script in (STREAM_SCRIPT, BULLMQ_SCRIPT, RQ_SCRIPT, CELERY_SCRIPT):
+        assert script.startswith("#!lua flags=no-writes\n"), script[:40]
