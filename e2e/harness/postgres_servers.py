@@ -14,6 +14,7 @@ Callers: :mod:`harness.fixtures_services` and the tests under e2e/tests.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import shutil
@@ -423,6 +424,18 @@ class PgBouncerServer:
         """Stop and start again on the same port; raise NotReady if it does not come back."""
         self.stop()
         self.start(timeout=timeout)
+
+    def freeze(self) -> None:
+        """SIGSTOP PgBouncer's process group: it answers nothing and closes nothing, as a pod
+        killed at once or a partitioned node looks to its clients (no FIN, no RST). The
+        kernel still completes new TCP handshakes. A test that freezes it must :meth:`thaw`."""
+        assert self._proc is not None, "freeze needs a running PgBouncer"
+        os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped; no-op if PgBouncer is not running."""
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGCONT)
 
     def cleanup(self) -> None:
         """Stop PgBouncer and remove its config dir."""

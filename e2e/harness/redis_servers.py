@@ -9,6 +9,9 @@ Callers: :mod:`harness.fixtures_services` and the tests under e2e/tests.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -120,6 +123,14 @@ class RedisServer:
         """Stop the server and everything in its process group (no-op if stopped)."""
         if self._proc is not None:
             self._proc.stop()
+            self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group, as a crash: nothing is saved or handed over."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.popen.pid, signal.SIGKILL)
+            self._proc.stop(timeout=5.0)
             self._proc = None
 
     def _config(self) -> str:

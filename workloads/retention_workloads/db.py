@@ -225,7 +225,10 @@ async def read_your_writes(pools: Pools, job_id: uuid.UUID) -> Row | None:
     A replica may not have replayed a row the primary already committed, and
     may be down: a row it does not return (or an error of the read pool) is
     read again from the primary, so a client never sees a 404 for a job the
-    worker has recorded. Errors of the primary propagate.
+    worker has recorded. Errors of the primary propagate, and a primary that
+    has not answered within :data:`PRIMARY_READ_SECONDS` raises TimeoutError
+    (transient: the API answers 503), so a read never takes longer than
+    ``REPLICA_READ_TIMEOUT + PRIMARY_READ_SECONDS``.
     """
     if pools.replica is not None:
         try:
@@ -238,8 +241,17 @@ async def read_your_writes(pools: Pools, job_id: uuid.UUID) -> Row | None:
             row = None
         if row is not None:
             return row
-    return await _read_again_while_transient(pools.primary, job_id)
+    return await _within(_read_again_while_transient(pools.primary, job_id), PRIMARY_READ_SECONDS)
 
+
+PRIMARY_READ_SECONDS = 3.0
+"""The longest a read of the primary (its retries included) takes before the API answers 503.
+
+A PgBouncer pod killed at once (grace period 0) sends no FIN or RST: a pooled
+connection to it waits for the command timeout (15 s) and a new one for the
+connect timeout (5 s), each retried, while a client gives up long before. The
+bound holds the retries of :data:`READ_RETRY_DELAYS` (1.5 s of pauses).
+"""
 
 READ_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)
 """Pauses (s) between reads of the primary while its connection path fails.
