@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         _write_timeline(args.timeline, runs)
     figures = {name: run.score.as_json() for name, run in runs.items()}
     if args.json:
-        out: dict[str, object] = dict(figures)
+        out: dict[str, object] = {}
+        for name, run in runs.items():
+            days = run.score.by_day()
+            out[name] = {**figures[name], "by_day": days} if len(days) > 1 else figures[name]
         if args.judge and OURS in figures:
             out["judgement"] = [verdict.as_json() for verdict in judge(figures)]
         print(json.dumps(out, indent=2))

@@ -6,7 +6,10 @@ and worker replicas:
 
 * ``retention``: the operator's own policy (``decide_api`` and ``decide_workers``
   of :mod:`retention_operator.autoscaling.policy`) every 5 s, with its shipped
-  defaults: it learns the plant, it is told nothing about it.
+  defaults: it learns the plant, it is told nothing about it. The forecast is on,
+  as shipped.
+* ``retention-reactive``: the same with the forecast off (``forecast: false``), to
+  show what the forecast adds; not a baseline.
 * ``hpa``: two HPAs without ``spec.behavior`` (upstream's legacy path), syncing
   every 15 s: the API on its request rate per pod, the workers on the stream's
   consumer-group lag per worker, both External ``AverageValue`` metrics served by
@@ -129,15 +132,18 @@ class Retention:
     """The operator's policy every :data:`RETENTION_TICK_S`, with its shipped defaults."""
 
     name = "retention"
+    forecast: ClassVar[bool] = True
 
     def __init__(self, plant: PlantConfig) -> None:
         self.api_config = ApiPolicyConfig(
+            forecast=self.forecast,
             min_replicas=plant.api_min_replicas,
             max_replicas=plant.api_max_replicas,
             target_p95_milliseconds=max(round(plant.target_p95_ms), 1),
         )
         wait = max(round(plant.target_queue_wait_s), 1)
         self.worker_config = WorkerPolicyConfig(
+            forecast=self.forecast,
             min_replicas=plant.worker_min_replicas,
             max_replicas=plant.worker_max_replicas,
             target_queue_wait_seconds=wait,
@@ -191,6 +197,13 @@ class Retention:
             if decision.direction != "none":
                 self.reasons.append((view.now, decision.reason))
         return api.desired, workers.desired
+
+
+class RetentionReactive(Retention):
+    """:class:`Retention` with the forecast off: the reactive policy alone."""
+
+    name = "retention-reactive"
+    forecast = False
 
 
 class Hpa:
@@ -303,9 +316,14 @@ def _or(value: int | None, default: int) -> int:
 
 CONTROLLERS: dict[str, type[Retention] | type[Hpa] | type[Keda]] = {
     "retention": Retention,
+    "retention-reactive": RetentionReactive,
     "hpa": Hpa,
     "hpa-behavior": HpaBehavior,
     "keda": Keda,
     "keda-cached": KedaCached,
 }
-BASELINES = tuple(name for name in CONTROLLERS if name != "retention")
+# Ours with a part turned off: shown beside ours, never judged as a competitor.
+VARIANTS = ("retention-reactive",)
+BASELINES = tuple(name for name in CONTROLLERS if name != "retention" and name not in VARIANTS)
+# What the judgement needs: ours and every baseline.
+JUDGED = {name: cls for name, cls in CONTROLLERS.items() if name not in VARIANTS}

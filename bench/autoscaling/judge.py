@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 OURS = "retention"
+# Ours with a part turned off (the forecast): not a baseline, so never judged against.
+VARIANTS = frozenset({"retention-reactive"})
 VIOLATION_RATIO = 0.5
 VIOLATION_FLOOR_S = 5.0
 COST_RATIO = 1.1
@@ -105,11 +107,12 @@ class Verdict:
 
 
 def judge(figures: Figures) -> list[Verdict]:
-    """Ours against every other policy in ``figures``, API and workers apart."""
+    """Ours against every baseline in ``figures`` (every policy but ours and its
+    :data:`VARIANTS`), API and workers apart."""
     ours = figures[OURS]
     verdicts = []
     for baseline, theirs in figures.items():
-        if baseline == OURS:
+        if baseline == OURS or baseline in VARIANTS:
             continue
         for component, (violation, cost) in FIGURES.items():
             verdicts.append(

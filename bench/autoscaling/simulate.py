@@ -24,6 +24,9 @@ TIMELINE_COLUMNS = (
     "queue_wait_s",
 )
 TimelineRow = tuple[float, str, int, int, float, float, float]
+DAY_S = 86400.0
+# The figures kept per day of a multi-day trace (``by_day``).
+DAILY = ("api_slo_violation_s", "queue_wait_violation_s", "api_replica_s", "worker_replica_s")
 
 
 @dataclass(slots=True)
@@ -39,9 +42,24 @@ class Score:
     max_queue_wait_s: float = 0.0
     max_api_p95_ms: float = 0.0
     api_dropped_requests: float = 0.0
+    days: dict[int, list[float]] = field(default_factory=dict)
+
+    def note_day(self, day: int, *values: float) -> None:
+        """Add one step's :data:`DAILY` figures to day ``day`` (days from the trace's t = 0)."""
+        figures = self.days.setdefault(day, [0.0] * len(DAILY))
+        for index, value in enumerate(values):
+            figures[index] += value
+
+    def by_day(self) -> list[dict[str, float]]:
+        """The :data:`DAILY` figures of each day, first day first (rounded)."""
+        return [
+            {key: round(value, 1) for key, value in zip(DAILY, self.days[day], strict=True)}
+            for day in sorted(self.days)
+        ]
 
     def as_json(self) -> dict[str, float | int]:
-        """The figures as printed by ``--json`` (rounded; direction changes summed too)."""
+        """The figures as printed by ``--json`` (rounded; direction changes summed too);
+        ``--json`` adds :meth:`by_day` for a trace of more than one day."""
         return {
             "api_slo_violation_s": round(self.api_slo_violation_s, 1),
             "queue_wait_violation_s": round(self.queue_wait_violation_s, 1),
@@ -126,12 +144,19 @@ def simulate(
         database.serve(requests=requests, jobs=done, dt=dt)
         wait = workers.wait_estimate(now=now + dt)
         p95_ms = served.p95 * 1000
-        if requests > 0 and p95_ms > config.target_p95_ms:
-            score.api_slo_violation_s += dt
-        if wait > config.target_queue_wait_s:
-            score.queue_wait_violation_s += dt
+        api_violation = dt if requests > 0 and p95_ms > config.target_p95_ms else 0.0
+        wait_violation = dt if wait > config.target_queue_wait_s else 0.0
+        score.api_slo_violation_s += api_violation
+        score.queue_wait_violation_s += wait_violation
         score.api_replica_s += api.fleet.desired * dt
         score.worker_replica_s += workers.fleet.desired * dt
+        score.note_day(
+            math.floor(elapsed / DAY_S),
+            api_violation,
+            wait_violation,
+            api.fleet.desired * dt,
+            workers.fleet.desired * dt,
+        )
         score.max_queue_wait_s = max(score.max_queue_wait_s, wait)
         score.max_api_p95_ms = max(score.max_api_p95_ms, p95_ms)
         if timeline:

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.autoscaling.controllers import CONTROLLERS
+from bench.autoscaling.controllers import JUDGED
 from bench.autoscaling.judge import Figures, Verdict, judge
 from bench.autoscaling.plant import PlantConfig
 from bench.autoscaling.simulate import simulate
@@ -48,8 +48,7 @@ def run(case: Case) -> tuple[Case, dict[str, dict[str, float | int]]]:
     plant = PlantConfig.from_file(case.plant) if case.plant is not None else PlantConfig()
     trace = read_trace(case.trace)
     figures = {
-        name: simulate(trace, plant, cls(plant)).score.as_json()
-        for name, cls in CONTROLLERS.items()
+        name: simulate(trace, plant, cls(plant)).score.as_json() for name, cls in JUDGED.items()
     }
     return case, figures
 
@@ -156,12 +155,13 @@ def cases() -> list[Case]:
     return out
 
 
-def write(readme: Path, text: str) -> None:
-    """Put ``text`` between the markers of ``readme`` (at its end if it has none)."""
+def write(readme: Path, text: str, *, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``text`` (which starts with ``begin`` and ends with ``end``) between those
+    markers of ``readme`` (at its end if it has none)."""
     old = readme.read_text()
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        _, tail = rest.split(end, 1)
         readme.write_text(head + text + tail)
     else:
         readme.write_text(old.rstrip() + "\n\n" + text + "\n")

@@ -173,10 +173,15 @@ def _apply_stacks(cp: ControlPlane, base: Path, count: int, db: Any, redis_url: 
 
 
 def _at_rest(
-    op: OperatorProcess, http: httpx.Client, cp: ControlPlane, seconds: float
+    op: OperatorProcess,
+    http: httpx.Client,
+    cp: ControlPlane,
+    seconds: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Figures over ``seconds`` of rest."""
+    """Figures over ``seconds`` of rest (py-spy attached throughout when ``profile``)."""
     pid = _pid(op)
+    spy = Profile(pid, profile) if profile else None
     cpu0, m0, apf0, t0 = (
         cpu_seconds(pid),
         _metrics(op),
@@ -191,7 +196,7 @@ def _at_rest(
         time.monotonic(),
     )
     minutes = (t1 - t0) / 60
-    return {
+    rest: dict[str, Any] = {
         "seconds": round(t1 - t0, 1),
         "cpu_s_per_min": round((cpu1 - cpu0) / minutes, 2),
         "cpu_percent_of_a_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
@@ -201,6 +206,9 @@ def _at_rest(
         **tick_figures(m0, m1),
         "load": load(),
     }
+    if spy is not None:
+        rest["profile"] = spy.stop()
+    return rest
 
 
 def run(
@@ -317,7 +325,9 @@ def run(
             lambda: (_metrics(op).requests,), ready=lambda: True, timeout=300
         )
         result["mutating_requests_to_create"] = int(_metrics(op).mutating)
-        result["at_rest"] = _at_rest(op, http, cp, idle_seconds)
+        result["at_rest"] = _at_rest(
+            op, http, cp, idle_seconds, profile.with_suffix(".rest.txt") if profile else None
+        )
         result["peak_rss_mib"] = round(peak_rss_mib(_pid(op)), 1)
         result["restart"] = _restart(op, http, cp, count, profile)
         result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+# Libraries whose frames the inclusive summary keeps (the rest is the interpreter and asyncio).
+INCLUSIVE_OF = ("retention_operator", "kopf", "httpx", "aiohttp", "pydantic", "redis", "prometheus")
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -136,7 +138,7 @@ class Profile:
             "inclusive": [
                 (f, round(100 * n / total, 1))
                 for f, n in inclusive.most_common(top * 4)
-                if "retention_operator" in f or "kopf" in f or "httpx" in f or "pydantic" in f
+                if any(part in f for part in INCLUSIVE_OF)
             ][:top],
         }
         summary_path = self.path.with_suffix(".top.txt")

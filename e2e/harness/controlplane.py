@@ -23,18 +23,22 @@ cluster-up`` / ``make demo``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import httpx
 import yaml
 
+from harness import audit as audit_mod
 from harness import pki as pki_mod
 from harness.node import addons, cgroups, network
 from harness.node.realnode import LABEL_NODE_KIND, RealNode, start_real_node
@@ -181,6 +185,51 @@ class ControlPlane:
             complete=bool(data.get("complete")),
         )
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (written only by a start with ``audit=True``)."""
+        return self.run_dir / "audit.log"
+
+    def restart(self, name: str, *, down_seconds: float = 0.0, kill: bool = False) -> None:
+        """Stop one process of the control plane (``etcd``, ``kube-apiserver``, ...) and
+        start it again with the same command line, ports and data; return once it is ready.
+
+        SIGTERM (its graceful stop, at most 3 s), or SIGKILL with ``kill``; then
+        ``down_seconds`` with nothing listening. The other processes are not told:
+        they see a server go away and come back, as in an upgrade or a crash.
+        Raises NotReady with the log tail if it does not come back.
+        """
+        pid = self.pids[name]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        stop_group(pid, timeout=3)
+        for old in [p for p in self.procs if p.name == name]:
+            old.stop(timeout=1)
+            self.procs.remove(old)
+        time.sleep(down_seconds)
+        proc = start(name, [a.decode() for a in argv], log_dir=self.run_dir / "logs")
+        self.record(proc)
+        wait_until(
+            lambda: self._serves(name, proc),
+            what=f"{name} after a restart",
+            timeout=90,
+            proc=proc,
+        )
+
+    def _serves(self, name: str, proc: Proc) -> bool:
+        """Whether ``proc`` answers its health check: etcd's /health, the API server's
+        /readyz, true for the others (they have no port of their own to ask)."""
+        if name == "etcd":
+            argv = cast(list[str], proc.popen.args)  # start() is given a list.
+            flag = next(a for a in argv if a.startswith("--listen-client-urls="))
+            url = flag.split("=", 1)[1]
+            return bool(httpx.get(f"{url}/health", timeout=2).json().get("health") == "true")
+        if name == "kube-apiserver":
+            return _api_get(self.run_dir / "pki", self.server, "/readyz").status_code == 200
+        return proc.alive()
+
     def healthy(self) -> bool:
         """Return True if the start finished, every recorded process lives and /readyz is ok."""
         if not self.complete:
@@ -314,6 +363,7 @@ def _start_apiserver(
     etcd_url: str,
     *,
     net: network.NodeNetwork | None,
+    audit: bool = False,
 ) -> tuple[Proc, str]:
     port = free_port()
     # With a real node the API server listens on the host's end of its veth:
@@ -354,6 +404,11 @@ def _start_apiserver(
     else:
         # A loopback address is not valid in Endpoints.
         argv.append("--endpoint-reconciler-type=none")
+    if audit:
+        argv += [
+            f"--audit-policy-file={audit_mod.write_policy(run_dir / 'audit-policy.yaml')}",
+            f"--audit-log-path={run_dir / 'audit.log'}",
+        ]
     proc = start("kube-apiserver", argv, log_dir=run_dir / "logs")
     wait_until(
         lambda: _api_get(run_dir / "pki", server, "/readyz").status_code == 200,
@@ -458,14 +513,16 @@ def start_control_plane(
     nodes: int = NODE_COUNT,
     bin_dir: Path | None = None,
     real_node: bool = False,
+    audit: bool = False,
 ) -> ControlPlane:
     """Start etcd, the API server, controller manager, scheduler and KWOK with ``nodes`` nodes.
 
     With ``real_node`` also one real node (and its CoreDNS and volume
-    provisioner), which needs root. Returns once the API server is ready, the
-    default ServiceAccount exists and every node is Ready. On failure, stops
-    whatever it started and re-raises (the NotReady message carries the
-    failing server's log tail).
+    provisioner), which needs root. With ``audit`` the API server logs every
+    write to ``ControlPlane.audit_log`` (:mod:`harness.audit`). Returns once the
+    API server is ready, the default ServiceAccount exists and every node is
+    Ready. On failure, stops whatever it started and re-raises (the NotReady
+    message carries the failing server's log tail).
     """
     bin_dir = bin_dir or build_binaries()
     node_bin_dir = build_binaries("node") if real_node else None
@@ -492,7 +549,7 @@ def start_control_plane(
         pki = pki_mod.create(run_dir / "pki", server_ips=server_ips)
         etcd, etcd_url = _start_etcd(bin_dir, run_dir)
         cp.record(etcd)
-        api, cp.server = _start_apiserver(bin_dir, run_dir, pki, etcd_url, net=net)
+        api, cp.server = _start_apiserver(bin_dir, run_dir, pki, etcd_url, net=net, audit=audit)
         cp.record(api)
         write_kubeconfig(kubeconfig, server=cp.server, pki=pki)
         common = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -17,6 +16,8 @@ from harness.postgres_servers import PostgresServer
 
 # A careful client retries a 503 after its Retry-After, a few times.
 RETRIES = 5
+#: Where the project's API takes a job.
+JOBS_PATH = "/v1/jobs"
 
 
 @dataclass
@@ -27,8 +28,13 @@ class Posted:
     retried: int = 0
 
 
-async def post_jobs(url: str, count: int, *, task: str, concurrency: int = 20) -> Posted:
-    """POST ``count`` jobs of ``task`` to ``url``, retrying 503s; return the accepted ids.
+async def post_jobs(
+    url: str, count: int, *, task: str, concurrency: int = 20, path: str = JOBS_PATH
+) -> Posted:
+    """POST ``count`` jobs of ``task`` to ``url`` + ``path``, retrying 503s; return the ids.
+
+    The body is ``{"task": task, "payload": {"i": n}}``, a JSON object any
+    API taking jobs accepts (the examples' too); the id is the reply's ``id``.
 
     Raises httpx.HTTPStatusError on a POST that is refused otherwise, or
     still unavailable after ``RETRIES`` retries.
@@ -40,13 +46,13 @@ async def post_jobs(url: str, count: int, *, task: str, concurrency: int = 20) -
         async def one(i: int) -> str:
             async with gate:
                 for attempt in range(RETRIES + 1):
-                    reply = await client.post("/v1/jobs", json={"task": task, "payload": {"i": i}})
+                    reply = await client.post(path, json={"task": task, "payload": {"i": i}})
                     if reply.status_code != 503 or attempt == RETRIES:
                         break
                     posted.retried += 1
                     await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
                 reply.raise_for_status()
-                return str(uuid.UUID(reply.json()["id"]))
+                return str(reply.json()["id"])
 
         posted.ids = list(await asyncio.gather(*(one(i) for i in range(count))))
     return posted

@@ -7,7 +7,10 @@ its ``/metrics`` to count the mutating requests it sent.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +71,17 @@ class OperatorProcess:
         self.stop()
         self.restarts += 1
         self.start()
+
+    def kill(self) -> None:
+        """SIGKILL the operator at once, as the kernel's OOM killer or a lost node would:
+        no clean-up handler runs and nothing in flight is finished. ``start`` brings up
+        the next one (its log is ``operator-<n>.log``)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.popen.wait(timeout=10)
+            self.proc = None
+            self.restarts += 1
 
     def metrics_text(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text

@@ -76,12 +76,13 @@ def _leaf(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_name: x509.Name,
     subject: x509.Name,
-    usage: x509.ObjectIdentifier,
+    usage: x509.ObjectIdentifier | list[x509.ObjectIdentifier],
     sans: list[x509.GeneralName] | None = None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
+    usages = usage if isinstance(usage, list) else [usage]
     builder = _builder(subject, ca_name, key.public_key()).add_extension(
-        x509.ExtendedKeyUsage([usage]), critical=False
+        x509.ExtendedKeyUsage(usages), critical=False
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -256,10 +257,14 @@ def issue(
     common_name: str,
     organization: str | None = None,
     server: bool = False,
+    client_too: bool = False,
     dns: tuple[str, ...] = (),
     ips: tuple[str, ...] = (),
 ) -> Leaf:
     """Sign a client (or, with ``server``, serving) certificate with the CA of ``pki``.
+
+    ``server`` and ``client_too``: one pair that serves and authenticates, as a
+    mutual-TLS peer that dials its twin with its own certificate needs.
 
     Written as ``<name>.crt`` and ``<name>.key`` beside the CA. The kubelet's
     identity, for one, is ``common_name="system:node:<node>"`` with
@@ -270,7 +275,11 @@ def issue(
         raise TypeError(f"{pki.ca_key} is not the EC key create() writes")
     ca_name = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).subject
     sans = [_general_name(host) for host in (*dns, *ips)]
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    usage: list[x509.ObjectIdentifier] = [
+        ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    ]
+    if server and client_too:
+        usage.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     cert, key = _leaf(
         ca_key=ca_key,
         ca_name=ca_name,

@@ -9,6 +9,7 @@ children.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -61,10 +62,43 @@ async def reconcile_stack(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any
             raise
         delay = random.uniform(0.5, 1.0) * min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retry)
         raise kopf.TemporaryError(f"the API server did not answer: {exc}", delay=delay) from exc
+    if outcome.recheck is not None:
+        meta = manifest.get("metadata") or {}
+        recheck(memo, str(meta.get("namespace", "")), str(meta.get("name", "")), outcome.recheck)
     if outcome.retry:
         # Not an error of the operator: a Secret or a database is missing.
         # kopf calls again after the delay, so the stack recovers without an edit.
         raise kopf.TemporaryError(outcome.message, delay=_jittered(settings.retry_seconds))
+
+
+def recheck(memo: kopf.Memo, namespace: str, name: str, seconds: float) -> None:
+    """Refresh the stack's status after ``seconds``, and again while the refresh asks so.
+
+    For what no child event announces: a replica of the managed Redis Cluster
+    that finishes its sync, a held readiness drop that ends (the seconds come
+    from the settle or reconcile, ``reconcile.stack._recheck``). The refresh
+    only reads (the children, the cluster) and shares the key of a child's
+    status refresh, so it coalesces with one.
+    """
+    settings: Settings = memo.settings
+
+    async def refresh() -> None:
+        leadership = getattr(memo, "leadership", None)
+        if leadership is not None and not await leadership.leads():
+            return
+        again = await reconcile.settle(
+            _kube(memo), namespace=namespace, name=name, settings=settings, repair=False
+        )
+        if again is not None:
+            recheck(memo, namespace, name, again)
+
+    asyncio.get_running_loop().call_later(
+        seconds,
+        _work(memo).submit,
+        (namespace, name, False, False),
+        Priority.REFRESH,
+        refresh,
+    )
 
 
 @kopf.on.event(*STACKS)
@@ -93,7 +127,8 @@ def child_listener(memo: kopf.Memo) -> Listener:
     priority and repaired. A change of a workload's status only refreshes the
     stack's status, at REFRESH priority; a change of the Redis StatefulSet
     also runs the Redis Cluster step. One pending settle per stack and kind
-    of work.
+    of work. A standby (kopf peering, ``memo.leadership`` says no) settles
+    nothing: kopf freezes its handlers, not this listener.
     """
     settings: Settings = memo.settings
 
@@ -114,7 +149,10 @@ def child_listener(memo: kopf.Memo) -> Listener:
         )
 
         async def settle() -> None:
-            await reconcile.settle(
+            leadership = getattr(memo, "leadership", None)
+            if leadership is not None and not await leadership.leads():
+                return
+            again = await reconcile.settle(
                 _kube(memo),
                 namespace=namespace,
                 name=stack,
@@ -122,6 +160,8 @@ def child_listener(memo: kopf.Memo) -> Listener:
                 repair=repair,
                 redis_step=redis_step,
             )
+            if again is not None:
+                recheck(memo, namespace, stack, again)
 
         # The Redis step is part of the key, so a pending status refresh never swallows it.
         _work(memo).submit((namespace, stack, repair, redis_step), level, settle)

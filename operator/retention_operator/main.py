@@ -17,6 +17,7 @@ import prometheus_client
 
 from retention_operator import handlers, names, telemetry
 from retention_operator import settings as settings_mod
+from retention_operator.autoscaling.leadership import Leadership
 from retention_operator.kube import KubeClient, load_connection
 from retention_operator.kube.cache import ChildCache
 from retention_operator.reconcile import WorkQueue
@@ -24,6 +25,7 @@ from retention_operator.reconcile import WorkQueue
 logger = logging.getLogger("retention_operator")
 # Longest wait for the first lists of every child kind at start-up.
 CACHE_SYNC_SECONDS = 300.0
+LEADERSHIP_TTL_SECONDS = 1.0
 
 
 @kopf.on.startup()
@@ -46,6 +48,8 @@ async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -
         settings.peering.priority = ours.peering_priority
     connection = load_connection()
     memo.kube = KubeClient(connection, max_in_flight=ours.kube_max_in_flight)
+    # Asked before each settle of a child event; a second's reuse spares a read per event.
+    memo.leadership = Leadership(memo.kube, ours, ttl=LEADERSHIP_TTL_SECONDS)
     memo.work = WorkQueue(workers=ours.max_concurrent_reconciles)
     telemetry.WORK_RUNNING.set_function(lambda: memo.work.running)
     telemetry.WORK_WAITING.set_function(lambda: memo.work.waiting)

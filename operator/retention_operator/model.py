@@ -316,7 +316,10 @@ StabilizationSeconds = Annotated[
     Field(
         ge=0,
         le=3600,
-        description="Scale down only to the highest recommendation of this many seconds.",
+        description=(
+            "Scale down only to the highest recommendation of this many seconds; after a"
+            " short surge of demand, capacity for its peak is kept this long from its end."
+        ),
     ),
 ]
 """``scaleDownStabilizationSeconds``: each component declares it with its own default."""
@@ -336,6 +339,13 @@ class _Scaling(_Model):
         ge=1,
         le=1000,
         description="Failed signal reads in a row before fallbackReplicas applies.",
+    )
+    forecast: bool = Field(
+        default=True,
+        description="Learn the daily and weekly shape of the demand (request rate, job "
+        "arrivals) from Prometheus' history and scale up ahead of what it expects, by a "
+        "pod's start-up and a margin, while its recent error is small; never below what "
+        "the current demand asks. false: scale on the current demand only.",
     )
 
 
@@ -1205,6 +1215,32 @@ class ComponentsStatus(_StatusModel):
     )
 
 
+class ForecastStatus(_StatusModel):
+    """The forecast of a component's demand, while spec's forecast is on."""
+
+    in_use: bool | None = Field(
+        default=None, description="Whether the forecast raises the replicas now."
+    )
+    trust: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="How far it is followed: 1 while its recent error is small, 0 once it "
+        "has been wrong (a day that deviates), between while its error grows.",
+    )
+    days_learned: int | None = Field(
+        default=None, ge=0, description="Full days of demand learned (from Prometheus' history)."
+    )
+    error_last_day: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Relative error of the forecast over the last day: the sum of its "
+        "misses over the sum of the larger of demand and forecast, minute by minute (0.05 "
+        "is 5 %).",
+    )
+
+
 class _ScalingDecisionStatus(_StatusModel):
     """Fields every scaled component reports about its last autoscaling decision."""
 
@@ -1224,6 +1260,9 @@ class _ScalingDecisionStatus(_StatusModel):
     )
     failed_ticks: int | None = Field(
         default=None, ge=0, description="Signal reads that failed in a row."
+    )
+    forecast: ForecastStatus | None = Field(
+        default=None, description="The forecast in use and how good it has been; absent when off."
     )
 
 
@@ -1292,6 +1331,60 @@ class PgBouncerStatus(_StatusModel):
     )
 
 
+class RedisMasterStatus(_StatusModel):
+    """One master of the managed Redis Cluster serving slots."""
+
+    master: str = Field(max_length=253, description="The pod that serves the slots.")
+    slots: int = Field(ge=0, le=16384, description="How many hash slots it serves.")
+    ranges: str = Field(
+        default="",
+        max_length=1024,
+        description="The slot ranges, e.g. 0-5460 (the first 32, then a count of the rest).",
+    )
+    replicas: list[str] = Field(
+        default_factory=list, max_length=64, description="The pods that replicate it."
+    )
+    failing: bool | None = Field(
+        default=None,
+        description="True while it does not answer: its slots wait for a replica to take over.",
+    )
+    syncing: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Its replicas not yet linked and synced (INFO replication): they could not"
+            " take over its slots yet."
+        ),
+    )
+
+
+class RedisFailoverStatus(_StatusModel):
+    """A shard's slots taken over by its replica (Redis' own failover, or one asked for)."""
+
+    time: datetime | None = Field(default=None, description="When the operator saw it.")
+    master: str = Field(max_length=253, description="The pod that serves the slots now.")
+    previous_master: str = Field(max_length=253, description="The pod that served them.")
+    slots: int = Field(ge=0, le=16384, description="How many slots changed master.")
+
+
+class RedisClusterStatus(_StatusModel):
+    """The managed Redis Cluster as its nodes last reported it."""
+
+    shards: int | None = Field(default=None, ge=0, description="Shards the spec asks for.")
+    masters: int | None = Field(
+        default=None, ge=0, description="Masters serving slots that answer."
+    )
+    replicas: int | None = Field(default=None, ge=0, description="Replicas attached that answer.")
+    slots_per_master: list[RedisMasterStatus] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Each master serving slots, lowest slot first.",
+    )
+    last_failover: RedisFailoverStatus | None = Field(
+        default=None, description="The last failover seen, if any."
+    )
+
+
 class RetentionStackStatus(_StatusModel):
     """Observed state of a RetentionStack, written by the operator only."""
 
@@ -1312,6 +1405,10 @@ class RetentionStackStatus(_StatusModel):
     )
     pgbouncer: PgBouncerStatus | None = Field(
         default=None, description="Replication lag of the read replicas and the read pool."
+    )
+    redis: RedisClusterStatus | None = Field(
+        default=None,
+        description="The managed Redis Cluster: shards, masters, replicas, slots, last failover.",
     )
     api_replicas: int | None = Field(
         default=None, ge=0, description="Ready API replicas (printer column)."

@@ -85,12 +85,13 @@ AUTOSCALER_TICK = Histogram(
 )
 AUTOSCALER_QUERY_ERRORS = Counter(
     "retention_autoscaler_query_errors_total",
-    "Failed signal queries by source (prometheus, redis).",
+    "Failed signal queries by source (prometheus, redis, prometheus-history).",
     ["source"],
 )
 AUTOSCALER_QUERIES = Counter(
     "retention_autoscaler_queries_total",
-    "Signal round trips sent by source: PromQL queries (prometheus), pipelines (redis).",
+    "Signal round trips sent by source: a tick's PromQL queries (prometheus), pipelines "
+    "(redis), the forecast's history range queries (prometheus-history).",
     ["source"],
 )
 READ_REPLICA_LAG = Gauge(

@@ -52,6 +52,7 @@ def test_defaults_of_a_minimal_spec() -> None:
         "scale_up": {"percent": 900, "pods": 4, "period_seconds": 15},
         "fallback_replicas": None,
         "fallback_after_failed_ticks": 6,
+        "forecast": True,
         "requests_per_replica_per_second": None,
         "prometheus_url": None,
         "latency": {
@@ -74,6 +75,7 @@ def test_defaults_of_a_minimal_spec() -> None:
         "scale_up": {"percent": 900, "pods": 4, "period_seconds": 15},
         "fallback_replicas": None,
         "fallback_after_failed_ticks": 6,
+        "forecast": True,
         "jobs_per_worker_per_second": 100.0,
     }
     assert spec.redis.managed is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.autoscaling.controllers import BASELINES, CONTROLLERS
+from bench.autoscaling.controllers import BASELINES, JUDGED
 from bench.autoscaling.judge import judge
 from bench.autoscaling.plant import PlantConfig
 from bench.autoscaling.simulate import simulate
@@ -23,8 +23,7 @@ TRACES = Path(__file__).resolve().parents[2] / "autoscaling" / "traces"
 def test_the_goal_holds_against_every_baseline(name: str) -> None:
     trace, plant = read_trace(TRACES / f"{name}.csv"), PlantConfig()
     figures = {
-        policy: simulate(trace, plant, cls(plant)).score.as_json()
-        for policy, cls in CONTROLLERS.items()
+        policy: simulate(trace, plant, cls(plant)).score.as_json() for policy, cls in JUDGED.items()
     }
     verdicts = judge(figures)
     assert {v.baseline for v in verdicts} == set(BASELINES)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.autoscaling.controllers import CONTROLLERS
+from bench.autoscaling.controllers import JUDGED
 from bench.autoscaling.judge import judge
 from bench.autoscaling.plant import PlantConfig
 from bench.autoscaling.simulate import simulate
@@ -35,7 +35,7 @@ def test_heavy_job_surges_meet_the_goal_for_the_workers(trace: str) -> None:
     surges = read_trace(HERE / "traces" / "surges" / f"{trace}.csv")
     figures = {
         policy: simulate(surges, plant, cls(plant)).score.as_json()
-        for policy, cls in CONTROLLERS.items()
+        for policy, cls in JUDGED.items()
     }
     misses = [miss for v in judge(figures) if v.component == "workers" for miss in v.misses()]
     assert misses == []

@@ -146,6 +146,19 @@ class RealNode:
         self.procs.pop(name, None)
         self.save()
 
+    def restart_daemon(self, name: str, *, log_dir: Path, down_seconds: float = 0.0) -> Proc:
+        """Stop one daemon (the kubelet, say) and start it again with the same command line,
+        after ``down_seconds``; containers keep running meanwhile (their shims are
+        containerd's). Returns the new process; the caller waits for what it needs."""
+        argv = Path(f"/proc/{self.pids[name]}/cmdline").read_bytes().split(b"\0")[:-1]
+        self.stop_daemon(name)
+        time.sleep(down_seconds)
+        proc = start(name, [a.decode() for a in argv], log_dir=log_dir)
+        self.procs[name] = proc
+        self.pids[name] = proc.pid
+        self.save()
+        return proc
+
     def stop(self) -> list[str]:
         """Stop every process of the node and remove what it made; returns what was left.
 

@@ -7,7 +7,6 @@ after this one find it Ready again.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -24,13 +23,8 @@ NAMESPACE = STACK = "demo"
 
 
 def _redis(demo_runs: DemoRuns, *args: str) -> str:
-    cp = demo_runs.current.cp
-    out = cp.kubectl("get", "secret", naming.redis_auth(STACK), "-n", NAMESPACE, "-o", "json")
-    password = base64.b64decode(json.loads(out)["data"][naming.REDIS_PASSWORD_KEY]).decode()
-    return cp.kubectl(
-        "exec", "-n", NAMESPACE, f"{naming.redis(STACK)}-0", "-c", names.COMPONENT_REDIS, "--",
-        "env", f"REDISCLI_AUTH={password}", "redis-cli", "-c", *args,
-    ).strip()  # fmt: skip
+    pod = f"{naming.redis(STACK)}-0"
+    return demo.redis_cli(demo_runs.current.cp, pod, "-c", *args).strip()
 
 
 def _claims(demo_runs: DemoRuns) -> dict[str, str]:
@@ -56,7 +50,8 @@ def test_the_volumes_outlive_the_stack_and_come_back_with_the_data(demo_runs: De
     assert _redis(demo_runs, "SET", key, value) == "OK"
     claims = _claims(demo_runs)
     assert len(claims) == 6
-    manifest = cp.run_dir / "demo-stack.yaml"
+    manifest = demo_runs.current.deployed.manifest
+    assert manifest.exists(), f"no {manifest} to apply the stack again from"
     cp.kubectl("delete", "rstack", STACK, "-n", NAMESPACE, "--wait=true", timeout=120)
     deadline = time.monotonic() + 120
     while _redis_pods(demo_runs):

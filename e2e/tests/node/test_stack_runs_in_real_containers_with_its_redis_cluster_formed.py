@@ -6,15 +6,14 @@ into each Redis pod, which the kubelet serves), not from the operator's view.
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
 
+from harness import demo
 from harness.fixtures_node import DemoRuns
 from harness.node.realnode import NODE_NAME
 from retention_operator import names
-from retention_operator.builders import naming
 
 pytestmark = pytest.mark.node
 NAMESPACE = STACK = "demo"
@@ -39,13 +38,7 @@ def test_every_pod_runs_on_the_real_node_in_a_containerd_container(demo_runs: De
 
 
 def _redis_cli(demo_runs: DemoRuns, pod: str, *args: str) -> str:
-    cp = demo_runs.current.cp
-    out = cp.kubectl("get", "secret", naming.redis_auth(STACK), "-n", NAMESPACE, "-o", "json")
-    password = base64.b64decode(json.loads(out)["data"][naming.REDIS_PASSWORD_KEY]).decode()
-    return cp.kubectl(
-        "exec", "-n", NAMESPACE, pod, "-c", "redis", "--",
-        "env", f"REDISCLI_AUTH={password}", "redis-cli", *args,
-    )  # fmt: skip
+    return demo.redis_cli(demo_runs.current.cp, pod, *args)
 
 
 def test_the_redis_cluster_covers_every_slot_in_every_pods_view(demo_runs: DemoRuns) -> None:

@@ -19,9 +19,12 @@ child events and spec changes can race.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import random
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,8 @@ import pydantic
 from retention_operator import names, telemetry
 from retention_operator.kube import KubeClient, KubeError, KubeUnreachable, events
 from retention_operator.model import RetentionStack, stack_from_body
-from retention_operator.reconcile import apply, children, managed_redis, preflight
+from retention_operator.reconcile import apply, children, managed_redis, preflight, readiness_hold
+from retention_operator.reconcile.redis_status import REASON_FAILOVER, redis_status
 from retention_operator.reconcile.status import (
     ComponentHealth,
     Problem,
@@ -38,6 +42,7 @@ from retention_operator.reconcile.status import (
     status_patch,
     workload_health,
 )
+from retention_operator.redis_cluster import ClusterHealth
 from retention_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,11 +77,16 @@ def _stalled(body: dict[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a reconcile ended with; ``retry`` asks the caller to try again later."""
+    """What a reconcile ended with; ``retry`` asks the caller to try again later.
+
+    ``recheck``: seconds after which the caller refreshes the status again,
+    for what no child event will announce (:func:`_recheck`); None: no need.
+    """
 
     retry: bool = False
     message: str = ""
     writes: int = 0
+    recheck: float | None = None
 
 
 def _meta(body: dict[str, Any]) -> tuple[str, str, str, int | None]:
@@ -89,38 +99,111 @@ def _meta(body: dict[str, Any]) -> tuple[str, str, str, int | None]:
     )
 
 
-async def _observe(kube: KubeClient, stack: RetentionStack) -> dict[str, ComponentHealth]:
-    """Read the children's readiness and the Redis cluster's state (reads only, no writes)."""
+@dataclass(frozen=True)
+class _Observed:
+    """What a status write reports: each component's health, the managed cluster as read.
+
+    ``hold_left``: seconds until a held readiness drop (:mod:`.readiness_hold`)
+    ends; None when nothing is held.
+    """
+
+    components: dict[str, ComponentHealth]
+    cluster: ClusterHealth | None = None
+    hold_left: float | None = None
+
+    @property
+    def syncing(self) -> bool:
+        """True while a replica of the managed cluster is not yet linked and synced."""
+        return self.cluster is not None and bool(self.cluster.syncing)
+
+
+def _recheck(observed: _Observed, settings: Settings) -> float | None:
+    """Seconds until the status must be refreshed though no child event may come; None if not.
+
+    A replica of the managed cluster that is still syncing: after
+    ``retry_seconds``, jittered so that many stacks do not refresh in step. A
+    held readiness drop: just after the hold ends, when a drop that lasts is
+    reported.
+    """
+    waits = []
+    if observed.syncing:
+        waits.append(settings.retry_seconds * random.uniform(0.8, 1.2))
+    if observed.hold_left is not None:
+        waits.append(observed.hold_left + readiness_hold.RECHECK_MARGIN_SECONDS)
+    return min(waits, default=None)
+
+
+# Writes the status from what a step in progress observed.
+_ProgressWrite = Callable[[_Observed], Awaitable[None]]
+
+
+async def _observe(
+    kube: KubeClient,
+    stack: RetentionStack,
+    *,
+    cluster: ClusterHealth | None = None,
+    body: dict[str, Any] | None = None,
+) -> _Observed:
+    """Read the children's readiness and the Redis cluster's state (reads only, no writes).
+
+    ``cluster``: the cluster as a step in progress has just read it, used
+    instead of reading it again. ``body``: the stack as stored; a stack
+    stored Ready holds a brief readiness drop of pods that never stopped
+    (:mod:`.readiness_hold`), without it nothing is held.
+    """
     health: dict[str, ComponentHealth] = {}
+    since = readiness_hold.ready_since((body or {}).get("status") or {})
+    now = dt.datetime.now(dt.UTC)
+    hold_left: float | None = None
     for component, (api_version, kind, name) in children.workloads(stack).items():
         live = await kube.get(api_version, kind, stack.namespace, name)
-        health[component] = workload_health(live, what=f"{kind} {name}")
-    redis_health = await managed_redis.health(kube, stack, health.get(names.COMPONENT_REDIS))
+        what = f"{kind} {name}"
+        health[component], left = await readiness_hold.hold(
+            kube, live, workload_health(live, what=what), what=what, since=since, now=now
+        )
+        if left is not None:
+            hold_left = left if hold_left is None else min(hold_left, left)
+    redis_health, cluster = await managed_redis.health(
+        kube, stack, health.get(names.COMPONENT_REDIS), cluster=cluster
+    )
     if redis_health is not None:
         health[names.COMPONENT_REDIS] = redis_health
-    return health
+    return _Observed(health, cluster, hold_left)
 
 
 async def _write_status(
     kube: KubeClient,
     body: dict[str, Any],
     *,
-    components: dict[str, ComponentHealth],
+    observed: _Observed,
+    stack: RetentionStack | None,
     problem: Problem | None,
     paused: bool,
     keep_generation: bool = False,
 ) -> bool:
-    """Write the status if it changed; ``keep_generation`` leaves observedGeneration as stored."""
-    namespace, name, _, generation = _meta(body)
+    """Write the status if it changed; ``keep_generation`` leaves observedGeneration as stored.
+
+    ``body``'s status is updated to what was written, so that a later write
+    of the same reconcile compares with it. A failover newly seen in the
+    cluster is recorded in ``status.redis`` and posted as an Event.
+    """
+    namespace, name, uid, generation = _meta(body)
     current = body.get("status") or {}
     if keep_generation:
         generation = current.get("observedGeneration")
+    redis_block, failover = None, None
+    managed = stack.spec.redis.managed if stack is not None else None
+    if managed is not None and observed.cluster is not None and observed.cluster.answering:
+        redis_block, failover = redis_status(
+            current.get("redis"), observed.cluster, shards=managed.shards, now=_now()
+        )
     patch = status_patch(
         previous=current,
         generation=generation,
-        components=components,
+        components=observed.components,
         problem=problem,
         paused=paused,
+        redis=redis_block,
     )
     for condition in patch["conditions"]:
         telemetry.STACK_CONDITION.labels(namespace, name, condition["type"]).set(
@@ -129,7 +212,37 @@ async def _write_status(
     if not needs_write(current, patch):
         return False
     await kube.patch_status(names.API_VERSION, names.KIND, namespace, name, patch)
+    body["status"] = {**current, **patch}
+    if failover is not None:
+        telemetry.stack_logger(logger, namespace, name).info("Redis cluster: %s", failover.message)
+        await events.post(
+            kube,
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            type_="Normal",
+            reason=REASON_FAILOVER,
+            message=failover.message,
+        )
     return True
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _converge(
+    kube: KubeClient, stack: RetentionStack, body: dict[str, Any], write: _ProgressWrite
+) -> None:
+    """The Redis step; while slots move, the status says how far (reason ``Resharding``).
+
+    While the step waits for replicas to sync, the status says which.
+    """
+
+    async def progress(cluster: ClusterHealth) -> None:
+        await write(await _observe(kube, stack, cluster=cluster, body=body))
+
+    await managed_redis.converge(kube, stack, on_progress=progress)
 
 
 async def _stall(
@@ -143,8 +256,10 @@ async def _stall(
         and c.get("reason") == problem.reason
         for c in (body.get("status") or {}).get("conditions", [])
     )
-    components = await _observe(kube, stack) if stack is not None else {}
-    wrote = await _write_status(kube, body, components=components, problem=problem, paused=False)
+    observed = await _observe(kube, stack) if stack is not None else _Observed({})
+    wrote = await _write_status(
+        kube, body, observed=observed, stack=stack, problem=problem, paused=False
+    )
     if not was_stalled:
         log.warning("stalled: %s", problem.message)
         await events.post(
@@ -189,9 +304,11 @@ async def _reconcile_locked(
             kube, body, None, Problem(REASON_INVALID_SPEC, f"{where}: {first.get('msg', '')}")
         )
     if stack.spec.paused:
-        components = await _observe(kube, stack)
-        wrote = await _write_status(kube, body, components=components, problem=None, paused=True)
-        return Outcome(writes=int(wrote))
+        observed = await _observe(kube, stack, body=body)
+        wrote = await _write_status(
+            kube, body, observed=observed, stack=stack, problem=None, paused=True
+        )
+        return Outcome(writes=int(wrote), recheck=_recheck(observed, settings))
     problem = await preflight.secrets_problem(kube, stack) or await preflight.reachability_problem(
         kube, stack
     )
@@ -208,17 +325,27 @@ async def _reconcile_locked(
         return await _stall(kube, body, stack, Problem(REASON_APPLY_REFUSED, exc.message))
     await _report_restored(kube, body, restored)
     # The cluster's own state is a step of its own, after the pods it runs on.
-    await managed_redis.converge(kube, stack)
+    progress_writes = 0
+
+    async def write(observed: _Observed) -> None:
+        nonlocal progress_writes
+        wrote = await _write_status(
+            kube, body, observed=observed, stack=stack, problem=None, paused=False
+        )
+        progress_writes += int(wrote)
+
+    await _converge(kube, stack, body, write)
+    writes += progress_writes
     try:
         writes += await _finish_scale_in(kube, stack)
     except KubeError as exc:
         if transient(exc):
             raise
         return await _stall(kube, body, stack, Problem(REASON_APPLY_REFUSED, exc.message))
-    components = await _observe(kube, stack)
-    if await _write_status(kube, body, components=components, problem=None, paused=False):
+    observed = await _observe(kube, stack, body=body)
+    if await _write_status(kube, body, observed=observed, stack=stack, problem=None, paused=False):
         writes += 1
-    return Outcome(writes=writes)
+    return Outcome(writes=writes, recheck=_recheck(observed, settings))
 
 
 async def _finish_scale_in(kube: KubeClient, stack: RetentionStack) -> int:
@@ -308,8 +435,12 @@ async def settle(
     settings: Settings,
     repair: bool,
     redis_step: bool = False,
-) -> None:
+) -> float | None:
     """A child changed: put back hand edits (when ``repair``), the Redis step, then the status.
+
+    Returns the seconds after which the caller refreshes the status again
+    (:func:`_recheck`: a replica of the managed cluster still syncing, a held
+    readiness drop), or None.
 
     ``redis_step``: the Redis StatefulSet changed (its pods became ready, a
     pod came back), which is what the cluster step waits for; it runs unless
@@ -325,11 +456,11 @@ async def settle(
     async with _locks[(namespace, name)]:
         body = await kube.get(names.API_VERSION, names.KIND, namespace, name)
         if body is None or _stalled(body) or unobserved(body):
-            return
+            return None
         try:
             stack = stack_from_body(body)
         except pydantic.ValidationError:
-            return
+            return None
         deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
         if repair and not (deleting or stack.spec.paused):
             try:
@@ -341,8 +472,20 @@ async def settle(
                 log.warning("could not put back a child changed by hand: %s", exc.message)
                 restored = []
             await _report_restored(kube, body, restored)
+
+        async def write(observed: _Observed) -> None:
+            await _write_status(
+                kube,
+                body,
+                observed=observed,
+                stack=stack,
+                problem=None,
+                paused=stack.spec.paused,
+                keep_generation=True,
+            )
+
         if redis_step and not (deleting or stack.spec.paused):
-            await managed_redis.converge(kube, stack)
+            await _converge(kube, stack, body, write)
             try:
                 await _finish_scale_in(kube, stack)
             except KubeError as exc:
@@ -350,13 +493,7 @@ async def settle(
                     raise
                 log = telemetry.stack_logger(logger, namespace, name)
                 log.warning("could not shrink the Redis StatefulSet: %s", exc.message)
-        components = await _observe(kube, stack)
         # Only readiness changed: the spec generation this status describes stays.
-        await _write_status(
-            kube,
-            body,
-            components=components,
-            problem=None,
-            paused=stack.spec.paused,
-            keep_generation=True,
-        )
+        observed = await _observe(kube, stack, body=body)
+        await write(observed)
+        return _recheck(observed, settings)

@@ -21,15 +21,25 @@ REASON_PROGRESSING = "Progressing"
 REASON_PAUSED = "Paused"
 REASON_STALLED = "Stalled"
 REASON_RECONCILED = "Reconciled"
+#: Slots of the managed Redis Cluster move with their keys (a change of shards).
+REASON_RESHARDING = "Resharding"
 
 
 @dataclass(frozen=True)
 class ComponentHealth:
-    """Desired and ready replicas of one component; ``message`` says what is not ready."""
+    """Desired and ready replicas of one component; ``message`` says what is not ready.
+
+    ``reason``: the CamelCase reason of what it waits for, when it is more
+    telling than ``Progressing`` (``Resharding``); only read with a message.
+    ``held``: a healthy component with fewer ready replicas than desired
+    says why it still counts as ready (:mod:`.readiness_hold`).
+    """
 
     desired: int | None
     ready: int | None
     message: str | None = None
+    reason: str | None = None
+    held: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -37,7 +47,7 @@ class ComponentHealth:
 
     def to_status(self) -> Manifest:
         out: Manifest = {"desiredReplicas": self.desired, "readyReplicas": self.ready}
-        out["message"] = self.message or ""
+        out["message"] = self.message or self.held or ""
         return out
 
 
@@ -115,11 +125,15 @@ def conditions(
         reconciling = ("False", REASON_PAUSED, "spec.paused is true")
         stalled = ("False", REASON_PAUSED, "")
     elif waiting:
-        ready = ("False", REASON_PROGRESSING, "; ".join(waiting))
-        reconciling = ("True", REASON_PROGRESSING, "; ".join(waiting))
-        stalled = ("False", REASON_PROGRESSING, "")
+        # The first component with a reason of its own names the work (Resharding).
+        reasons = [h.reason for h in components.values() if h.message and h.reason]
+        reason = reasons[0] if reasons else REASON_PROGRESSING
+        ready = ("False", reason, "; ".join(waiting))
+        reconciling = ("True", reason, "; ".join(waiting))
+        stalled = ("False", reason, "")
     else:
-        ready = ("True", REASON_READY, "all components are ready")
+        held = [h.held for h in components.values() if h.held]
+        ready = ("True", REASON_READY, "; ".join(["all components are ready", *held]))
         reconciling = ("False", REASON_RECONCILED, "")
         stalled = ("False", REASON_RECONCILED, "")
     out = []
@@ -149,9 +163,14 @@ def status_patch(
     components: dict[str, ComponentHealth],
     problem: Problem | None,
     paused: bool,
+    redis: Manifest | None = None,
     now: str | None = None,
 ) -> Manifest:
-    """Return the status fields the reconciler owns (not ``autoscaling``, which the loop owns)."""
+    """Return the status fields the reconciler owns (not ``autoscaling``, which the loop owns).
+
+    ``redis``: the managed cluster's block (:mod:`.redis_status`); None
+    leaves the stored one as it is (no node answered, or no managed cluster).
+    """
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     api = components.get(names.COMPONENT_API)
     workers = components.get(names.COMPONENT_WORKERS)
@@ -169,6 +188,7 @@ def status_patch(
             "components": {name: health.to_status() for name, health in components.items()},
             "apiReplicas": api.ready if api else None,
             "workerReplicas": workers.ready if workers else None,
+            "redis": redis,
         }
     )
     return patch
