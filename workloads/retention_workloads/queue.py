@@ -109,8 +109,15 @@ def connect(settings: Settings) -> Queue:
     if settings.redis_cluster:
         check_same_slot(settings.stream, settings.deadletter_stream)
         check_same_slot(settings.stream, idempotency_key(settings.stream, "probe"))
+        # The URL's host (the stack's Service) stays a startup node: CLUSTER SLOTS
+        # names nodes by IP, and redis-py's default keeps only those, so a client
+        # that first asked while a recreated cluster still listed its old pods'
+        # addresses could never reach it again.
         client = RedisCluster.from_url(
-            settings.redis_url, password=settings.redis_password, socket_timeout=10
+            settings.redis_url,
+            password=settings.redis_password,
+            socket_timeout=10,
+            dynamic_startup_nodes=False,
         )
     else:
         client = Redis.from_url(

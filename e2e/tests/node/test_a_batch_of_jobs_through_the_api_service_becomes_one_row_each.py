@@ -6,11 +6,11 @@ Cluster to a worker pod, which writes it through the PgBouncer pods to the
 PostgreSQL on the host.
 
 Named to run on the demo as it came up, before the test that deletes and
-recreates the stack. Once (1 of 2 full runs of this tier), after that
-recreation, the one worker pod started then consumed nothing for three minutes
-and opened no connection to PgBouncer, until a rollout replaced it; the cause is
-not found yet (its log went with the pod). That is an open bug, not a property
-of this test.
+recreates the stack. Once, after that recreation, the one worker pod started
+then consumed nothing for three minutes, until a rollout replaced it: its
+cluster client had first met Redis while the recreated pods still listed
+their old addresses, and kept only those (see the architecture's "A cluster
+client keeps the Service as a way back in").
 """
 
 from __future__ import annotations

@@ -349,7 +349,8 @@ class SignalReader:
                 "decode_responses": True,
             }
             if endpoint.cluster:
-                client = RedisCluster.from_url(endpoint.url, **options)
+                # The Service in the URL stays a startup node (see the workloads' queue.connect).
+                client = RedisCluster.from_url(endpoint.url, dynamic_startup_nodes=False, **options)
             else:
                 client = aioredis.Redis.from_url(endpoint.url, **options)
             self._redis[endpoint] = client
