@@ -40,6 +40,18 @@ def test_children_go_and_volumes_follow_retain_on_delete(
         what="Deployments",
     )
 
+    if not retain:
+        # The StatefulSet controller owns a claim only a sync after creating it (the
+        # window docs/architecture.md states); the retention policy covers owned ones.
+        wait_for(
+            lambda: all(
+                any(ref.kind == "StatefulSet" for ref in c.metadata.owner_references or [])
+                for c in core.list_namespaced_persistent_volume_claim(namespace).items
+            ),
+            timeout=120,
+            what="every claim owned by its StatefulSet",
+        )
+
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "data")
 
     def children_gone() -> bool:
