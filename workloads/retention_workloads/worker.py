@@ -446,7 +446,12 @@ async def _prepare(jobs: queue.Queue, pool: db.Pool, stopping: asyncio.Event) ->
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            log.warning("waiting for Redis and the database: %s", type(exc).__name__)
+            # The error's text as _warn gives it: the type alone hid a client that
+            # could never reach its Redis again.
+            log.warning(
+                "waiting for Redis and the database: %s", type(exc).__name__,
+                extra={"error": str(exc)[:200]},
+            )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=delay)
             delay = min(delay * 2, 5.0)
