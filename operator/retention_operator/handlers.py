@@ -71,14 +71,16 @@ async def reconcile_stack(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any
         raise kopf.TemporaryError(outcome.message, delay=_jittered(settings.retry_seconds))
 
 
-def recheck(memo: kopf.Memo, namespace: str, name: str, seconds: float) -> None:
-    """Refresh the stack's status after ``seconds``, and again while the refresh asks so.
+def recheck(memo: kopf.Memo, namespace: str, name: str, when: reconcile.Recheck) -> None:
+    """Settle the stack after ``when.seconds``, and again while that settle asks so.
 
     For what no child event announces: a replica of the managed Redis Cluster
-    that finishes its sync, a held readiness drop that ends (the seconds come
-    from the settle or reconcile, ``reconcile.stack._recheck``). The refresh
-    only reads (the children, the cluster) and shares the key of a child's
-    status refresh, so it coalesces with one.
+    that finishes its sync, gossip that completes a Redis step which gave up
+    waiting for it, a held readiness drop that ends (``when`` comes from the
+    settle or reconcile, ``reconcile.stack._recheck``). The settle runs the
+    Redis step when ``when.redis_step`` says so; otherwise it only reads (the
+    children, the cluster) and shares the key of a child's status refresh, so
+    it coalesces with one.
     """
     settings: Settings = memo.settings
 
@@ -87,15 +89,20 @@ def recheck(memo: kopf.Memo, namespace: str, name: str, seconds: float) -> None:
         if leadership is not None and not await leadership.leads():
             return
         again = await reconcile.settle(
-            _kube(memo), namespace=namespace, name=name, settings=settings, repair=False
+            _kube(memo),
+            namespace=namespace,
+            name=name,
+            settings=settings,
+            repair=False,
+            redis_step=when.redis_step,
         )
         if again is not None:
             recheck(memo, namespace, name, again)
 
     asyncio.get_running_loop().call_later(
-        seconds,
+        when.seconds,
         _work(memo).submit,
-        (namespace, name, False, False),
+        (namespace, name, False, when.redis_step),
         Priority.REFRESH,
         refresh,
     )

@@ -3,7 +3,9 @@
 No child event announces the end of a replica's sync (the pod was ready
 long before), so a settle that wrote such a status asks for another status
 refresh after ``retry_seconds``; the refresh only reads (no repair, no Redis
-step) and shares the key of a child's status refresh.
+step) and shares the key of a child's status refresh. A cluster still
+converging asks for a settle that runs the Redis step, with the key of the
+Redis StatefulSet's own event.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ class _Work:
 async def test_refreshes_follow_while_a_replica_syncs_and_stop_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    answers = [0.05, 0.05, None]  # Seconds until the next refresh: syncing, syncing, synced.
+    # When to settle again: syncing, syncing, synced.
+    answers = [reconcile.Recheck(0.05), reconcile.Recheck(0.05), None]
     calls: list[dict[str, Any]] = []
 
-    async def settle(*_: Any, **kwargs: Any) -> float | None:
+    async def settle(*_: Any, **kwargs: Any) -> reconcile.Recheck | None:
         calls.append(kwargs)
         return answers[len(calls) - 1]
 
@@ -74,7 +77,7 @@ async def test_the_refresh_has_the_key_and_priority_of_a_status_refresh() -> Non
     work = _Work()
     memo = kopf.Memo(settings=SETTINGS, work=work, kube=object())
 
-    handlers.recheck(memo, "ns", "s", 0.05)
+    handlers.recheck(memo, "ns", "s", reconcile.Recheck(0.05))
     await asyncio.sleep(0.2)
 
     assert [(key, level) for key, level, _ in work.submitted] == [
@@ -82,11 +85,32 @@ async def test_the_refresh_has_the_key_and_priority_of_a_status_refresh() -> Non
     ]
 
 
+async def test_a_recheck_of_a_converging_cluster_runs_the_redis_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def settle(*_: Any, **kwargs: Any) -> reconcile.Recheck | None:
+        calls.append(kwargs)
+        return None
+
+    monkeypatch.setattr(reconcile, "settle", settle)
+    work = _Work()
+    memo = kopf.Memo(settings=SETTINGS, work=work, kube=object())
+
+    handlers.recheck(memo, "ns", "s", reconcile.Recheck(0.05, redis_step=True))
+    await asyncio.sleep(0.2)
+    # The key of the Redis StatefulSet's own event, so that the two coalesce.
+    assert [key for key, _, _ in work.submitted] == [("ns", "s", False, True)]
+    await work.submitted[0][2]()
+    assert [(c["repair"], c["redis_step"]) for c in calls] == [(False, True)]
+
+
 async def test_a_reconcile_that_leaves_a_replica_syncing_asks_for_a_refresh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def reconcile_stack(*_: Any, **__: Any) -> reconcile.Outcome:
-        return reconcile.Outcome(recheck=0.05)
+        return reconcile.Outcome(recheck=reconcile.Recheck(0.05))
 
     monkeypatch.setattr(reconcile, "reconcile_stack", reconcile_stack)
     work = _Work()

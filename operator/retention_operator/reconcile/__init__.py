@@ -2,6 +2,7 @@
 
 from retention_operator.reconcile.stack import (
     Outcome,
+    Recheck,
     reconcile_stack,
     settle,
     transient,
@@ -9,4 +10,12 @@ from retention_operator.reconcile.stack import (
 )
 from retention_operator.reconcile.workqueue import WorkQueue
 
-__all__ = ["Outcome", "WorkQueue", "reconcile_stack", "settle", "transient", "unobserved"]
+__all__ = [
+    "Outcome",
+    "Recheck",
+    "WorkQueue",
+    "reconcile_stack",
+    "settle",
+    "transient",
+    "unobserved",
+]

@@ -76,17 +76,29 @@ def _stalled(body: dict[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class Recheck:
+    """A settle asked for later, for what no child event will announce (:func:`_recheck`).
+
+    ``redis_step``: the managed cluster is not yet what the spec asks and the
+    Redis step may have more to do (it gave up waiting for gossip), so the
+    settle runs it; otherwise the settle only reads and writes the status.
+    """
+
+    seconds: float
+    redis_step: bool = False
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a reconcile ended with; ``retry`` asks the caller to try again later.
 
-    ``recheck``: seconds after which the caller refreshes the status again,
-    for what no child event will announce (:func:`_recheck`); None: no need.
+    ``recheck``: when the caller settles the stack again (:class:`Recheck`); None: no need.
     """
 
     retry: bool = False
     message: str = ""
     writes: int = 0
-    recheck: float | None = None
+    recheck: Recheck | None = None
 
 
 def _meta(body: dict[str, Any]) -> tuple[str, str, str, int | None]:
@@ -116,21 +128,36 @@ class _Observed:
         """True while a replica of the managed cluster is not yet linked and synced."""
         return self.cluster is not None and bool(self.cluster.syncing)
 
+    @property
+    def converging(self) -> bool:
+        """True while every node of the managed cluster answers but the cluster is not yet
+        formed, ok or of the asked shape: a Redis step that gave up waiting for gossip
+        (it waits seconds) leaves it so, and no child event comes when gossip is done."""
+        cluster = self.cluster
+        return (
+            cluster is not None
+            and cluster.total > 0
+            and cluster.answering == cluster.total
+            and not (cluster.formed and cluster.state_ok and cluster.settled)
+        )
 
-def _recheck(observed: _Observed, settings: Settings) -> float | None:
-    """Seconds until the status must be refreshed though no child event may come; None if not.
 
-    A replica of the managed cluster that is still syncing: after
-    ``retry_seconds``, jittered so that many stacks do not refresh in step. A
-    held readiness drop: just after the hold ends, when a drop that lasts is
-    reported.
+def _recheck(observed: _Observed, settings: Settings) -> Recheck | None:
+    """When the stack must be settled again though no child event may come; None if not.
+
+    A managed cluster still converging (the Redis step runs again) or with a
+    replica still syncing (the status is read again): after ``retry_seconds``,
+    jittered so that many stacks do not refresh in step. A held readiness
+    drop: just after the hold ends, when a drop that lasts is reported.
     """
     waits = []
-    if observed.syncing:
+    if observed.syncing or observed.converging:
         waits.append(settings.retry_seconds * random.uniform(0.8, 1.2))
     if observed.hold_left is not None:
         waits.append(observed.hold_left + readiness_hold.RECHECK_MARGIN_SECONDS)
-    return min(waits, default=None)
+    if not waits:
+        return None
+    return Recheck(min(waits), redis_step=observed.converging)
 
 
 # Writes the status from what a step in progress observed.
@@ -435,11 +462,11 @@ async def settle(
     settings: Settings,
     repair: bool,
     redis_step: bool = False,
-) -> float | None:
+) -> Recheck | None:
     """A child changed: put back hand edits (when ``repair``), the Redis step, then the status.
 
-    Returns the seconds after which the caller refreshes the status again
-    (:func:`_recheck`: a replica of the managed cluster still syncing, a held
+    Returns when the caller settles the stack again (:func:`_recheck`: a
+    managed cluster still converging or a replica still syncing, a held
     readiness drop), or None.
 
     ``redis_step``: the Redis StatefulSet changed (its pods became ready, a
