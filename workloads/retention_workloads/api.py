@@ -212,7 +212,7 @@ def _routes(app: FastAPI, *, config: settings.Settings, metrics: ApiMetrics) -> 
         except Exception as exc:
             if not queue.is_unavailable(exc):
                 raise
-            log.warning("enqueue failed: %s", type(exc).__name__, extra={"error": str(exc)[:200]})
+            log.warning("enqueue failed: %s", type(exc).__name__, extra=logs.error_fields(exc))
             raise refuse("unavailable", "queue unavailable", RETRY_AFTER) from None
         if admission.outcome == "full":
             detail = f"queue full: {admission.backlog} jobs waiting, the bound is "

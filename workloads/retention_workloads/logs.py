@@ -72,3 +72,12 @@ def redact(url: str) -> str:
         host = f"{host}:{parts.port}"
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def error_fields(exc: BaseException) -> dict[str, str]:
+    """The ``extra`` of a warning about ``exc``: its text, cut to 200 characters.
+
+    Redis's and the database's errors name the address and the command, never
+    a password; the cut keeps a line short when a library repeats a long reply.
+    """
+    return {"error": str(exc)[:200]}

@@ -401,9 +401,7 @@ class Worker:
         now = time.monotonic()
         if now - self._last_warning.get(what, 0.0) >= 5.0:
             self._last_warning[what] = now
-            log.warning(
-                "%s: %s, retrying", what, type(exc).__name__, extra={"error": str(exc)[:200]}
-            )
+            log.warning("%s: %s, retrying", what, type(exc).__name__, extra=logs.error_fields(exc))
 
 
 async def main(config: settings.Settings) -> None:
@@ -450,7 +448,7 @@ async def _prepare(jobs: queue.Queue, pool: db.Pool, stopping: asyncio.Event) ->
             # could never reach its Redis again.
             log.warning(
                 "waiting for Redis and the database: %s", type(exc).__name__,
-                extra={"error": str(exc)[:200]},
+                extra=logs.error_fields(exc),
             )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=delay)

@@ -9,6 +9,8 @@ waiting for it) asks for one after ``retry_seconds`` that runs the Redis step.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from retention_operator.reconcile import readiness_hold
@@ -19,14 +21,15 @@ from retention_operator.settings import Settings
 SETTINGS = Settings(retry_seconds=30)
 
 
+# Six nodes, all answering, formed and ok: each case below changes what it is about.
+_CLUSTER = ClusterHealth(
+    answering=6, total=6, formed=True, state_ok=True, masters=3, replicas=3, message="cluster ok"
+)
+
+
 def _syncing() -> ClusterHealth:
-    return ClusterHealth(
-        answering=6,
-        total=6,
-        formed=True,
-        state_ok=True,
-        masters=3,
-        replicas=3,
+    return replace(
+        _CLUSTER,
         message="waiting for replicas to sync",
         syncing="demo-redis-3 is syncing from demo-redis-0",
     )
@@ -54,13 +57,10 @@ def test_the_sooner_of_a_hold_and_a_sync_wins() -> None:
 def _assigning() -> ClusterHealth:
     # What the Redis step left on the real node when gossip was slower than its wait:
     # slots assigned on every master, not yet seen by every node.
-    return ClusterHealth(
-        answering=6,
-        total=6,
+    return replace(
+        _CLUSTER,
         formed=False,
         state_ok=False,
-        masters=3,
-        replicas=3,
         message="Waiting for slot assignment: 10923 of 16384 slots assigned.",
     )
 
@@ -73,12 +73,11 @@ def test_a_cluster_still_converging_asks_for_the_redis_step_again() -> None:
 
 def test_a_cluster_with_a_node_not_answering_waits_for_the_statefulsets_event() -> None:
     # A pod that is not ready changes the StatefulSet's status when it becomes ready.
-    down = ClusterHealth(
+    down = replace(
+        _CLUSTER,
         answering=5,
-        total=6,
         formed=False,
         state_ok=False,
-        masters=3,
         replicas=2,
         message="demo-redis-5 does not answer",
     )
