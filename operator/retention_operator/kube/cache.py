@@ -150,8 +150,14 @@ class ChildCache:
         spaces: list[str | None] = list(namespaces) or [None]
         self._scopes = [_Scope(resource(v, k), ns) for v, k in kinds for ns in spaces]
         self._kinds = {(v, k) for v, k in kinds}
-        # Per kind, so that a list of one kind does not walk the others.
-        self._store: defaultdict[str, dict[tuple[str, str], Manifest]] = defaultdict(dict)
+        # Per kind, then per namespace, so that a list of one kind in one namespace
+        # walks neither the other kinds nor the other namespaces.
+        self._store: defaultdict[str, defaultdict[str, dict[str, Manifest]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
+        # Every cached object matches the cache's own selector: a list asking no more
+        # than that is answered without matching each object's labels.
+        self._own_terms = parse_selector(label_selector) or []
         self._by_stack: defaultdict[tuple[str, str], set[Key]] = defaultdict(set)
         self._listeners: list[Listener] = []
         self._synced = {scope: asyncio.Event() for scope in self._scopes}
@@ -177,7 +183,7 @@ class ChildCache:
 
     def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
         """The cached object, or None when no labelled object of that name exists."""
-        return self._store[kind].get((namespace or "", name))
+        return self._store[kind].get(namespace or "", {}).get(name)
 
     def select(
         self, kind: str, namespace: str | None, *, label_selector: str | None = None
@@ -186,12 +192,16 @@ class ChildCache:
         terms = parse_selector(label_selector) if label_selector else []
         if terms is None:
             return None
-        return [
-            obj
-            for (ns, _), obj in self._store[kind].items()
-            if (not namespace or ns == namespace)
-            and (not terms or _match((obj.get("metadata") or {}).get("labels") or {}, terms))
-        ]
+        terms = [term for term in terms if term not in self._own_terms]
+        spaces = self._store[kind]
+        found = (
+            list(spaces.get(namespace, {}).values())
+            if namespace
+            else [obj for objects in spaces.values() for obj in objects.values()]
+        )
+        if not terms:
+            return found
+        return [o for o in found if _match((o.get("metadata") or {}).get("labels") or {}, terms)]
 
     def children_of(self, namespace: str, stack: str) -> list[Manifest]:
         """Every cached child labelled with this stack."""
@@ -199,10 +209,10 @@ class ChildCache:
         return [obj for key in keys if (obj := self._lookup(key)) is not None]
 
     def __len__(self) -> int:
-        return sum(len(objects) for objects in self._store.values())
+        return sum(len(objects) for spaces in self._store.values() for objects in spaces.values())
 
     def _lookup(self, key: Key) -> Manifest | None:
-        return self._store[key[0]].get((key[1], key[2]))
+        return self._store[key[0]].get(key[1], {}).get(key[2])
 
     # --- Writing (from the watches, and from the operator's own applies) --------------------
 
@@ -229,7 +239,7 @@ class ChildCache:
         return bool(matches(labels, self._selector))
 
     def _set(self, key: Key, obj: Manifest) -> None:
-        self._store[key[0]][(key[1], key[2])] = obj
+        self._store[key[0]][key[1]][key[2]] = obj
         stack = ((obj.get("metadata") or {}).get("labels") or {}).get(self._stack_label(), "")
         self._by_stack[(key[1], stack)].add(key)
 
@@ -237,7 +247,10 @@ class ChildCache:
         return self._selector.split(",")[0].partition("=")[0].strip()
 
     def _drop(self, key: Key) -> Manifest | None:
-        old = self._store[key[0]].pop((key[1], key[2]), None)
+        spaces = self._store[key[0]]
+        old = spaces.get(key[1], {}).pop(key[2], None)
+        if key[1] in spaces and not spaces[key[1]]:
+            del spaces[key[1]]
         if old is not None:
             stack = ((old.get("metadata") or {}).get("labels") or {}).get(self._stack_label(), "")
             keys = self._by_stack.get((key[1], stack))
@@ -367,7 +380,8 @@ class ChildCache:
         kind = scope.res.kind
         gone = [
             obj
-            for (ns, name), obj in self._store[kind].items()
+            for ns, objects in self._store[kind].items()
+            for name, obj in objects.items()
             if scope.holds((kind, ns, name)) and (kind, ns, name) not in seen
         ]
         for obj in gone:

@@ -13,13 +13,15 @@ from retention_operator.kube.connection import Connection
 Manifest = dict[str, Any]
 
 
-def _deployment(name: str, version: int, *, stack: str = "s1", image: str = "a:1") -> Manifest:
+def _deployment(
+    name: str, version: int, *, stack: str = "s1", image: str = "a:1", namespace: str = "ns"
+) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": name,
-            "namespace": "ns",
+            "namespace": namespace,
             "resourceVersion": str(version),
             "labels": {"retention.dev/stack": stack},
             "managedFields": [{"manager": "retention-operator"}],
@@ -96,3 +98,29 @@ def test_select_filters_by_namespace_and_label(cache: ChildCache) -> None:
     assert [d["metadata"]["name"] for d in only] == ["s2-api"]
     assert cache.select("Deployment", "other") == []
     assert [c["metadata"]["name"] for c in cache.children_of("ns", "s2")] == ["s2-api"]
+
+
+def test_select_in_one_namespace_sees_none_of_the_others_and_all_sees_every_one(
+    cache: ChildCache,
+) -> None:
+    cache._upsert(_deployment("s1-api", 1))
+    cache._upsert(_deployment("s1-api", 2, namespace="team-b"))
+    cache._upsert(_deployment("s2-api", 3, stack="s2", namespace="team-b"))
+
+    def names(found: list[Manifest] | None) -> set[tuple[str, str]]:
+        return {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in found or []}
+
+    assert names(cache.select("Deployment", "ns")) == {("ns", "s1-api")}
+    # The cache's own selector asks nothing more of what it holds.
+    own = cache.select("Deployment", "team-b", label_selector="retention.dev/stack")
+    assert names(own) == {("team-b", "s1-api"), ("team-b", "s2-api")}
+    assert names(cache.select("Deployment", None, label_selector="retention.dev/stack=s1")) == {
+        ("ns", "s1-api"),
+        ("team-b", "s1-api"),
+    }
+    assert len(cache) == 3
+    cache._remove(_deployment("s1-api", 4))
+    assert cache.select("Deployment", "ns") == []
+    assert cache.get("Deployment", "ns", "s1-api") is None
+    assert cache.get("Deployment", "team-b", "s1-api") is not None
+    assert len(cache) == 2
