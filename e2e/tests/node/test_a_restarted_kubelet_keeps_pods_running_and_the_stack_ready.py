@@ -27,10 +27,7 @@ from harness import demo, jobload
 from harness.fixtures_node import DemoRuns
 from harness.stacks import is_ready
 
-# Quarantined (out of make test, run by make test-quarantine): 2 of 7 runs saw the stack not
-# Ready after the kubelet's return (the last: every workload dropped at once, 7 polls), so the
-# readiness hold does not yet cover every drop.
-pytestmark = [pytest.mark.node, pytest.mark.quarantine]
+pytestmark = [pytest.mark.node]
 NAMESPACES = ("demo", "retention-system")
 JOBS = 100
 DOWN_SECONDS = 5.0
