@@ -557,6 +557,13 @@ def start_control_plane(
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
             "--leader-elect=false",
+            # Upstream's scalability jobs raise both from their defaults (20/30 for
+            # the controller manager's clients, 50/100 for the scheduler's): at the
+            # defaults the controllers' own client-side rate limits set the pace of
+            # hundreds of stacks (bench/operator/README.md), and a benchmark would
+            # measure those.
+            "--kube-api-qps=100",
+            "--kube-api-burst=100",
         ]
         # Endpoints cannot hold the loopback pod IPs KWOK hands out: without a
         # real node nothing routes Service traffic, so those controllers stay off.
