@@ -156,8 +156,16 @@ class ChildCache:
             lambda: defaultdict(dict)
         )
         # Every cached object matches the cache's own selector: a list asking no more
-        # than that is answered without matching each object's labels.
-        self._own_terms = parse_selector(label_selector) or []
+        # than that is answered without matching each object's labels. The selector's
+        # first key is the one that names a child's stack.
+        own_terms = parse_selector(label_selector)
+        if not own_terms:
+            raise ValueError(
+                f"the child cache's selector {label_selector!r} is not an equality selector "
+                "(k=v,...) with at least one term, so the cache could not tell its own objects"
+            )
+        self._own_terms = own_terms
+        self._stack_label = own_terms[0][0]
         self._by_stack: defaultdict[tuple[str, str], set[Key]] = defaultdict(set)
         self._listeners: list[Listener] = []
         self._synced = {scope: asyncio.Event() for scope in self._scopes}
@@ -236,15 +244,12 @@ class ChildCache:
 
     def _labelled(self, obj: Manifest) -> bool:
         labels = (obj.get("metadata") or {}).get("labels") or {}
-        return bool(matches(labels, self._selector))
+        return _match(labels, self._own_terms)
 
     def _set(self, key: Key, obj: Manifest) -> None:
         self._store[key[0]][key[1]][key[2]] = obj
-        stack = ((obj.get("metadata") or {}).get("labels") or {}).get(self._stack_label(), "")
+        stack = ((obj.get("metadata") or {}).get("labels") or {}).get(self._stack_label, "")
         self._by_stack[(key[1], stack)].add(key)
-
-    def _stack_label(self) -> str:
-        return self._selector.split(",")[0].partition("=")[0].strip()
 
     def _drop(self, key: Key) -> Manifest | None:
         spaces = self._store[key[0]]
@@ -252,7 +257,7 @@ class ChildCache:
         if key[1] in spaces and not spaces[key[1]]:
             del spaces[key[1]]
         if old is not None:
-            stack = ((old.get("metadata") or {}).get("labels") or {}).get(self._stack_label(), "")
+            stack = ((old.get("metadata") or {}).get("labels") or {}).get(self._stack_label, "")
             keys = self._by_stack.get((key[1], stack))
             if keys is not None:
                 keys.discard(key)

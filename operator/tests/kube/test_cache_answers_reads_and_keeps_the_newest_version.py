@@ -53,6 +53,13 @@ def test_equality_selectors_match_and_others_are_left_to_the_server(
     assert matches({"retention.dev/stack": "s1"}, selector) is expected
 
 
+@pytest.mark.parametrize("selector", ["", "retention.dev/stack!=s1"])
+def test_a_cache_refuses_a_selector_it_could_not_match_its_own_objects_by(selector: str) -> None:
+    connection = Connection(host="https://kube.test", ssl_context=ssl.create_default_context())
+    with pytest.raises(ValueError, match="is not an equality selector"):
+        ChildCache(connection, label_selector=selector)
+
+
 def test_an_older_version_never_replaces_a_newer_one(cache: ChildCache) -> None:
     heard: list[tuple[str, Manifest | None, Manifest | None]] = []
     cache.subscribe(lambda kind, old, new: heard.append((kind, old, new)))
