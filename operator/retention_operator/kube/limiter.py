@@ -6,7 +6,10 @@ many connections as the limiter has slots, so a request never waits on the
 pool (no ``PoolTimeout``): it waits here, in a queue, for as long as it takes.
 Waiters are served by priority, then first come first served, so the work
 that makes progress (a new stack's children) is not stuck behind a thousand
-status refreshes.
+status refreshes. Priority is not absolute: of every :data:`SHARE` slots
+handed out while a lower priority waits, one goes to the oldest waiter below,
+so a long burst of progress (a thousand new stacks) does not starve the
+status refreshes that mark the finished ones Ready.
 
 The limit adapts the way TCP's congestion window does (additive increase,
 multiplicative decrease): a sign that the API server is overloaded (429, a
@@ -20,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import heapq
 import itertools
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from enum import IntEnum
 
@@ -36,6 +39,9 @@ class Priority(IntEnum):
     REFRESH = 2
     """Re-reading readiness into status."""
 
+
+SHARE = 4
+"""Of this many slots handed out past a waiting lower priority, one goes to it."""
 
 _current: contextvars.ContextVar[Priority] = contextvars.ContextVar(
     "retention_kube_priority", default=Priority.NORMAL
@@ -67,8 +73,12 @@ class Limiter:
         self.floor = min(floor, ceiling)
         self._limit = float(ceiling)
         self._in_flight = 0
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        # Per priority, in arrival order: (arrival number, future).
+        self._waiters: dict[Priority, deque[tuple[int, asyncio.Future[None]]]] = {
+            level: deque() for level in Priority
+        }
         self._order = itertools.count()
+        self._passed_over = 0
 
     @property
     def limit(self) -> int:
@@ -81,7 +91,7 @@ class Limiter:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for *_, fut in self._waiters if not fut.done())
+        return sum(1 for queue in self._waiters.values() for _, fut in queue if not fut.done())
 
     @contextlib.asynccontextmanager
     async def slot(self, level: Priority | None = None) -> AsyncIterator[None]:
@@ -106,7 +116,7 @@ class Limiter:
             self._in_flight += 1
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (int(level), next(self._order), fut))
+        self._waiters[level].append((next(self._order), fut))
         try:
             await fut
         except asyncio.CancelledError:
@@ -120,9 +130,24 @@ class Limiter:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self._in_flight < self.limit:
-            *_, fut = heapq.heappop(self._waiters)
-            if fut.done():
-                continue
+        while self._in_flight < self.limit and (fut := self._next()) is not None:
             self._in_flight += 1
             fut.set_result(None)
+
+    def _next(self) -> asyncio.Future[None] | None:
+        """The waiter to serve next (see :data:`SHARE`), taken off its queue."""
+        for queue in self._waiters.values():
+            while queue and queue[0][1].done():  # cancelled while waiting
+                queue.popleft()
+        waiting = [queue for queue in self._waiters.values() if queue]
+        if not waiting:
+            return None
+        chosen = waiting[0]
+        if len(waiting) > 1:
+            self._passed_over += 1
+            if self._passed_over >= SHARE:
+                self._passed_over = 0
+                chosen = min(waiting[1:], key=lambda queue: queue[0][0])
+        else:
+            self._passed_over = 0
+        return chosen.popleft()[1]

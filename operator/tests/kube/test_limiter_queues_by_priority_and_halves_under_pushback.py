@@ -53,6 +53,33 @@ async def test_waiters_go_by_priority_then_in_arrival_order() -> None:
     assert order == ["progress", "normal", "refresh-1", "refresh-2"]
 
 
+async def test_a_long_burst_of_progress_lets_one_slot_in_four_through_to_the_oldest_below() -> None:
+    limiter = Limiter(1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await gate.wait()
+
+    async def waiter(label: str, level: Priority) -> None:
+        async with limiter.slot(level):
+            order.append(label)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    tasks = [
+        asyncio.create_task(waiter("refresh", Priority.REFRESH)),
+        asyncio.create_task(waiter("normal", Priority.NORMAL)),
+        *(asyncio.create_task(waiter(f"p{i}", Priority.PROGRESS)) for i in range(8)),
+    ]
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(first, *tasks)
+    assert order == ["p0", "p1", "p2", "refresh", "p3", "p4", "p5", "normal", "p6", "p7"]
+    assert limiter.in_flight == 0
+
+
 async def test_pushback_halves_the_limit_and_answers_grow_it_back() -> None:
     limiter = Limiter(32, floor=2)
     limiter.overloaded()
