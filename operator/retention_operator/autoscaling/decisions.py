@@ -39,15 +39,17 @@ def unchanged(guards: Guards, replicas: Replicas, state: PolicyState, *, paused:
     the bounds."""
     current, config = replicas.desired, guards.config
     if paused:
-        reason = f"Kept {guards.component} at {current} replicas: autoscaling is paused."
+        reason = f"Kept {guards.component} at {_count(current, 'replica')}: autoscaling is paused."
         return _plain(current, reason, "none", state, kind="Paused")
     desired = clamp(current, low=config.min_replicas, high=config.max_replicas)
     direction = direction_of(current=current, desired=desired)
     if direction == "none":
-        reason = f"Kept {guards.component} at {current} replicas: autoscaling is disabled."
+        reason = (
+            f"Kept {guards.component} at {_count(current, 'replica')}: autoscaling is disabled."
+        )
     else:
         reason = (
-            f"Scaled to {desired} replicas from {current}: autoscaling is disabled, "
+            f"Scaled to {_count(desired, 'replica')} from {current}: autoscaling is disabled, "
             f"and replicas are kept within [{config.min_replicas}, {config.max_replicas}]."
         )
     return _plain(desired, reason, direction, state, kind="Disabled")
@@ -80,11 +82,14 @@ def missing(
     kind: Kind | None = None
     if fallback is not None and failed >= config.fallback_after_failed_ticks and fallback > held:
         desired = clamp(fallback, low=config.min_replicas, high=config.max_replicas)
-        why = f"no {what} for {failed} ticks, so the fallback of {fallback} replicas applies"
+        why = (
+            f"no {what} for {_count(failed, 'tick')}, "
+            f"so the fallback of {_count(fallback, 'replica')} applies"
+        )
         kind = "Fallback"
     else:
         desired = held
-        why = f"no {what} for {failed} ticks, and missing data never scales down"
+        why = f"no {what} for {_count(failed, 'tick')}, and missing data never scales down"
     return word(
         guards,
         replicas=replicas,
@@ -206,9 +211,11 @@ def word(
     current = replicas.desired
     direction = direction_of(current=current, desired=desired)
     if direction == "none":
-        head = f"Kept {guards.component} at {current} replicas"
+        head = f"Kept {guards.component} at {_count(current, 'replica')}"
     else:
-        head = f"Scaled {guards.component} {direction} from {current} to {desired} replicas"
+        head = (
+            f"Scaled {guards.component} {direction} from {current} to {_count(desired, 'replica')}"
+        )
     return Decision(
         desired=desired,
         reason=f"{head}: {why}.",
@@ -218,3 +225,8 @@ def word(
         kind=kind or kind_of(direction),
         missing=missing,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 replica``, ``3 replicas``: a count and its noun, as a reason reads it."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

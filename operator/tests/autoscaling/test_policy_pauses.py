@@ -35,7 +35,7 @@ def test_disabled_keeps_replicas() -> None:
         config=WorkerPolicyConfig(enabled=False),
     )
     assert decision.desired == 1
-    assert "disabled" in decision.reason
+    assert decision.reason == "Kept the workers at 1 replica: autoscaling is disabled."
 
 
 def test_pause_comes_from_spec_or_annotation() -> None:
