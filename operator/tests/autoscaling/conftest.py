@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from retention_operator.autoscaling.loop import AutoscalingLoop
+from retention_operator.settings import Settings
+
 Manifest = dict[str, Any]
 
 
@@ -145,6 +148,13 @@ class FakeKube:
     async def create(self, manifest: Manifest) -> Manifest:
         self.events.append(copy.deepcopy(manifest))
         return manifest
+
+
+def make_loop(kube: Any, reader: Any, clock: Any, **settings: Any) -> AutoscalingLoop:
+    """A loop on the fakes, reading a Prometheus that is never called, ticking each second
+    unless ``settings`` say otherwise."""
+    ours = Settings(**{"prometheus_url": "http://127.0.0.1:9", "tick_seconds": 1.0, **settings})
+    return AutoscalingLoop(kube=kube, settings=ours, reader=reader, clock=clock)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import base64
 from typing import Any
 
 from retention_operator.autoscaling.loop import AutoscalingLoop
-from retention_operator.settings import Settings
+
+from .conftest import make_loop
 
 
 def _secret(password: str) -> dict[str, Any]:
@@ -28,12 +29,7 @@ def _loop_with_a_password(kube: Any, reader: Any, clock: Any, make_stack: Any) -
     body["spec"]["redis"]["external"]["passwordSecretRef"] = {"name": "cache", "key": "pw"}
     kube.add_stack(body)
     kube.secrets[("shop", "cache")] = _secret("old")
-    loop = AutoscalingLoop(
-        kube=kube,
-        settings=Settings(prometheus_url="http://127.0.0.1:9", tick_seconds=1.0),
-        reader=reader,
-        clock=clock,
-    )
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     return loop
 

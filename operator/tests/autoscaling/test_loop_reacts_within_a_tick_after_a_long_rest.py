@@ -19,15 +19,11 @@ from hypothesis import strategies as st
 from retention_operator.autoscaling.loop import AutoscalingLoop
 from retention_operator.autoscaling.rates import counter_rate, gauge_slope, values_since
 from retention_operator.autoscaling.samples import SignalHistory, WorkerSample
-from retention_operator.settings import Settings
+
+from .conftest import make_loop
 
 TICK = 5.0
 REST_TICKS = 130  # more than the history's ten minutes
-
-
-def _loop(kube: Any, reader: Any, clock: Any) -> AutoscalingLoop:
-    ours = Settings(prometheus_url="http://127.0.0.1:9", tick_seconds=TICK)
-    return AutoscalingLoop(kube=kube, settings=ours, reader=reader, clock=clock)
 
 
 async def _rest(loop: AutoscalingLoop, clock: Any) -> None:
@@ -42,7 +38,7 @@ async def test_a_backlog_after_a_long_rest_scales_workers_on_the_next_tick(
 ) -> None:
     body = make_stack("a")
     kube.add_stack(body)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock, tick_seconds=TICK)
     loop.track(body)
     await _rest(loop, clock)
     reader.backlog["a"] = 6000
@@ -57,7 +53,7 @@ async def test_a_spec_edit_after_a_long_rest_is_decided_on_the_next_tick(
 ) -> None:
     body = make_stack("a", workers={"minReplicas": 1, "maxReplicas": 20})
     kube.add_stack(body, workers=1)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock, tick_seconds=TICK)
     loop.track(body)
     await _rest(loop, clock)
     loop.track(make_stack("a", workers={"minReplicas": 4, "maxReplicas": 20}))

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from retention_operator.autoscaling import forecast
-from retention_operator.autoscaling.loop import AutoscalingLoop
-from retention_operator.settings import Settings
+
+from .conftest import make_loop
 
 DAY = forecast.DAY_SECONDS
 NOW = 30 * DAY + 20 * 3600 - 90  # 19:58:30 on a day 30 days after the epoch
@@ -26,11 +26,6 @@ def _history() -> list[tuple[float, float]]:
     return points
 
 
-def _loop(kube: Any, reader: Any, clock: Any) -> AutoscalingLoop:
-    ours = Settings(prometheus_url="http://127.0.0.1:9", tick_seconds=1.0)
-    return AutoscalingLoop(kube=kube, settings=ours, reader=reader, clock=clock)
-
-
 async def test_the_history_seeds_the_forecast_at_the_first_tick_only(
     kube: Any, reader: Any, clock: Any, make_stack: Any
 ) -> None:
@@ -41,7 +36,7 @@ async def test_the_history_seeds_the_forecast_at_the_first_tick_only(
     kube.add_stack(body)
     reader.history["a"] = _history()
     reader.rps["a"] = 100.0
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     await loop.tick()
     await loop.history.idle()
@@ -65,7 +60,7 @@ async def test_a_stack_with_the_forecast_off_is_not_asked_about(
     body = make_stack("b", api={"autoscaling": {"forecast": False}})
     kube.add_stack(body)
     reader.history["b"] = _history()
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     await loop.tick()
     await loop.history.idle()

@@ -12,10 +12,7 @@ from retention_operator import names
 from retention_operator.autoscaling.loop import AutoscalingLoop
 from retention_operator.settings import Settings
 
-
-def _loop(kube: Any, reader: Any, clock: Any, **settings: Any) -> AutoscalingLoop:
-    ours = Settings(prometheus_url="http://127.0.0.1:9", tick_seconds=1.0, **settings)
-    return AutoscalingLoop(kube=kube, settings=ours, reader=reader, clock=clock)
+from .conftest import make_loop
 
 
 async def test_a_backlog_scales_workers_up_with_the_autoscaler_field_manager(
@@ -23,7 +20,7 @@ async def test_a_backlog_scales_workers_up_with_the_autoscaler_field_manager(
 ) -> None:
     body = make_stack("a")
     kube.add_stack(body)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     reader.backlog["a"] = 6000
     report = await loop.tick()
@@ -51,7 +48,7 @@ async def test_a_quiet_tick_writes_nothing(
 ) -> None:
     body = make_stack("a")
     kube.add_stack(body)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     await loop.tick()
     before = kube.writes
@@ -67,7 +64,7 @@ async def test_drifting_numbers_are_refreshed_at_most_every_30_seconds(
 ) -> None:
     body = make_stack("a")
     kube.add_stack(body)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     await loop.tick()
     writes = []
@@ -83,7 +80,7 @@ async def test_paused_stacks_get_no_writes(
 ) -> None:
     spec_paused = make_stack("a", paused=True)
     annotated = make_stack("b", annotations={names.ANNOTATION_AUTOSCALING_PAUSED: "true"})
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     for body in (spec_paused, annotated):
         kube.add_stack(body)
         loop.track(body)
@@ -100,7 +97,7 @@ async def test_disabled_autoscaling_only_keeps_replicas_within_bounds(
 ) -> None:
     body = make_stack("a", workers={"minReplicas": 2, "autoscaling": {"enabled": False}})
     kube.add_stack(body, workers=1)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     reader.backlog["a"] = 100_000
     await loop.tick()
@@ -117,7 +114,7 @@ async def test_missing_metrics_hold_replicas_and_warn_once(
 ) -> None:
     body = make_stack("a")
     kube.add_stack(body, api=4)
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     loop.track(body)
     reader.p95_ms["a"] = None
     for _ in range(5):
@@ -158,7 +155,7 @@ async def test_no_prometheus_means_no_latency_signal(
 async def test_one_failing_stack_does_not_stop_the_others(
     kube: Any, reader: Any, clock: Any, make_stack: Any
 ) -> None:
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     for name in ("bad", "good"):
         body = make_stack(name)
         kube.add_stack(body)
@@ -174,7 +171,7 @@ async def test_one_failing_stack_does_not_stop_the_others(
 async def test_stacks_share_one_read_per_endpoint_and_one_list_per_namespace(
     kube: Any, reader: Any, clock: Any, make_stack: Any
 ) -> None:
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     for n in range(50):
         body = make_stack(f"s{n}", namespace=f"ns{n % 5}")
         kube.add_stack(body)
@@ -190,7 +187,7 @@ async def test_stacks_share_one_read_per_endpoint_and_one_list_per_namespace(
 async def test_forgotten_and_deleted_stacks_are_not_scaled(
     kube: Any, reader: Any, clock: Any, make_stack: Any
 ) -> None:
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     body = make_stack("a")
     kube.add_stack(body)
     loop.track(body)
@@ -208,7 +205,7 @@ async def test_start_and_stop_run_ticks_in_a_task(
 ) -> None:
     import asyncio
 
-    loop = _loop(kube, reader, clock)
+    loop = make_loop(kube, reader, clock)
     body = make_stack("a")
     kube.add_stack(body)
     loop.track(body)
