@@ -17,8 +17,11 @@ Redis server's CPU per tick.
 ``--baseline-rev REV`` measures that revision's ``operator/`` package (a ``git
 archive`` of it) the same way on the same Redis, each stack count alternately with
 this checkout's (``--rounds`` times, in turn), and prints the ratio of each round
-(this checkout over the baseline): before and after side by side in one run. Prints
-one JSON object; ``--markdown`` also prints table rows for bench/operator/README.md.
+(this checkout over the baseline): before and after side by side in one run.
+``--baseline-parser`` instead measures this checkout a second time with redis-py's
+pure-Python reply parser (``hiredis`` hidden from it), the operator before it
+depended on hiredis. Prints one JSON object; ``--markdown`` also prints table rows
+for bench/operator/README.md.
 """
 
 from __future__ import annotations
@@ -71,15 +74,30 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
+# The run module started with hiredis unimportable: redis-py then parses in Python.
+_WITHOUT_HIREDIS = (
+    "import runpy, sys; sys.modules['hiredis'] = None; "
+    "runpy.run_module('bench.tick.run', run_name='__main__', alter_sys=True)"
+)
+
+
 def measure(
-    source: Path | None, *, redis_url: str, stacks: int, warm: int, ticks: int
+    source: Path | None,
+    *,
+    redis_url: str,
+    stacks: int,
+    warm: int,
+    ticks: int,
+    python_parser: bool = False,
 ) -> dict[str, Any]:
-    """One run of :mod:`.run`, with ``source``'s packages first on the path if given."""
+    """One run of :mod:`.run`, with ``source``'s packages first on the path if given,
+    and without hiredis if ``python_parser``."""
     env = dict(os.environ)
     if source is not None:
         paths = [str(source / part) for part in ("operator", "contract")]
         env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "bench.tick.run", "--redis-url", redis_url]
+    start = ["-c", _WITHOUT_HIREDIS] if python_parser else ["-m", "bench.tick.run"]
+    command = [sys.executable, *start, "--redis-url", redis_url]
     command += ["--stacks", str(stacks), "--warm", str(warm), "--ticks", str(ticks)]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True
@@ -112,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=125, help="ticks before measuring")
     parser.add_argument("--ticks", type=int, default=10, help="ticks measured")
     parser.add_argument("--entries", type=int, default=10, help="jobs each stream has had")
-    parser.add_argument("--baseline-rev", help="a git revision to measure beside this checkout")
+    baseline = parser.add_mutually_exclusive_group()
+    baseline.add_argument("--baseline-rev", help="a git revision to measure beside this checkout")
+    baseline.add_argument(
+        "--baseline-parser",
+        action="store_true",
+        help="measure this checkout with redis-py's pure-Python parser beside it",
+    )
     parser.add_argument(
         "--rounds", type=int, default=1, help="measurements of each side, taken in turn"
     )
@@ -139,25 +163,29 @@ def main(argv: list[str] | None = None) -> int:
         redis = start_redis(base_dir=Path(tmp) / "redis")
         try:
             fill_streams(redis.url, max(args.stacks), entries=args.entries)
+            # (label, source, pure-Python parser): the baseline first, then this checkout.
+            sides: list[tuple[str, Path | None, bool]] = [(head, None, False)]
+            if base is not None:
+                sides.insert(0, (args.baseline_rev, base, False))
+            elif args.baseline_parser:
+                sides.insert(0, (f"{head} (Python parser)", None, True))
             for stacks in args.stacks:
-                sides: list[tuple[str, Path | None]] = [(head, None)]
-                if base is not None:
-                    sides.insert(0, (args.baseline_rev, base))
                 for _ in range(args.rounds):
                     measured = {}
-                    for revision, source in sides:
+                    for revision, source, python_parser in sides:
                         result = measure(
                             source,
                             redis_url=redis.url,
                             stacks=stacks,
                             warm=args.warm,
                             ticks=args.ticks,
+                            python_parser=python_parser,
                         )
                         measured[revision] = result
                         rows.append({"revision": revision, **result})
                         print(json.dumps(rows[-1]), file=sys.stderr)
-                    if base is not None:
-                        ours, theirs = measured[head], measured[args.baseline_rev]
+                    if len(sides) == 2:
+                        ours, theirs = measured[head], measured[sides[0][0]]
                         rows[-1]["cpu_ratio"] = round(
                             ours["cpu_s_per_tick"] / theirs["cpu_s_per_tick"], 2
                         )

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import redis
+import redis.utils
 
 from bench.tick.kube import MemoryKube
 from retention_operator.autoscaling.loop import AutoscalingLoop
@@ -113,6 +114,7 @@ async def measure(*, redis_url: str, stacks: int, warm: int, ticks: int) -> dict
         "redis_cpu_s_per_tick": round(redis_cpu / ticks, 4),
         "writes_per_tick": round((kube.writes - writes) / ticks, 2),
         "errors": errors,
+        "parser": "hiredis" if redis.utils.HIREDIS_AVAILABLE else "python",
         "load": [round(x, 2) for x in os.getloadavg()],
     }
 
