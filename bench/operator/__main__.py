@@ -204,6 +204,11 @@ def _at_rest(
         "own_requests_per_min": round((m1.requests - m0.requests) / minutes, 1),
         "mutating_requests": int(m1.mutating - m0.mutating),
         **tick_figures(m0, m1),
+        # A full collection walks every tracked object (the cache's, kopf's): count them.
+        "gc_collections_per_min": {
+            gen: round((m1.gc_collections.get(gen, 0.0) - count) / minutes, 1)
+            for gen, count in sorted(m0.gc_collections.items())
+        },
         "load": load(),
     }
     if spy is not None:

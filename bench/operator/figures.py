@@ -53,11 +53,14 @@ class Metrics:
     tick_count: float
     tick_buckets: dict[float, float]
     drift_corrected: float
+    # Python's garbage collections by generation ("0", "1", "2"), from prometheus_client.
+    gc_collections: dict[str, float]
 
     @classmethod
     def parse(cls, text: str) -> Metrics:
         requests = mutating = reconciles = tick_sum = tick_count = drift = 0.0
         buckets: dict[float, float] = {}
+        collections: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 name, labels, value = sample.name, sample.labels, sample.value
@@ -75,7 +78,11 @@ class Metrics:
                     buckets[float(labels["le"])] = value
                 elif name == "retention_operator_drift_corrected_total":
                     drift = value
-        return cls(requests, mutating, reconciles, tick_sum, tick_count, buckets, drift)
+                elif name == "python_gc_collections_total":
+                    collections[labels["generation"]] = value
+        return cls(
+            requests, mutating, reconciles, tick_sum, tick_count, buckets, drift, collections
+        )
 
 
 def tick_figures(before: Metrics, after: Metrics) -> dict[str, float | None]:
