@@ -108,6 +108,12 @@ async def ensure(
     return Ensured(applied, wrote=True, created=live is None, restored=tuple(restored))
 
 
+# Writes of a first size refused for a newer version before it is given up (the
+# creating apply's replicas stay, and the next tick takes the field). Twice was too few:
+# an e2e run saw both refused, each just after a status write of the deployment controller.
+FIRST_SIZE_ATTEMPTS = 6
+
+
 async def _first_size(kube: KubeClient, created: Manifest, replicas: int) -> Manifest:
     """Give the first size of a Deployment just created to the autoscaler's field manager,
     unless the autoscaler has sized it since.
@@ -117,7 +123,9 @@ async def _first_size(kube: KubeClient, created: Manifest, replicas: int) -> Man
     land after a tick has scaled the Deployment, and would put the first size back over
     the tick's. Refused (409), the object is read from the server: if the autoscaler's
     manager owns ``spec.replicas`` it stays as it is; otherwise (a controller's status
-    write in between) the size is written once more on the version read.
+    write in between) the size is written again on the version read, up to
+    :data:`FIRST_SIZE_ATTEMPTS` times: the deployment controller writes a new
+    Deployment's status several times in its first second.
     """
     meta = created["metadata"]
     body: Manifest = {
@@ -128,7 +136,7 @@ async def _first_size(kube: KubeClient, created: Manifest, replicas: int) -> Man
     }
     if meta.get("resourceVersion"):
         body["metadata"]["resourceVersion"] = meta["resourceVersion"]
-    for _ in range(2):
+    for _ in range(FIRST_SIZE_ATTEMPTS):
         try:
             return await kube.apply(body, field_manager=names.AUTOSCALER_FIELD_MANAGER)
         except KubeError as exc:

@@ -165,3 +165,24 @@ async def test_a_first_size_refused_for_a_status_write_is_written_on_the_new_ver
     await apply.ensure(kube, _deployment(), initial_replicas=2)  # type: ignore[arg-type]
     assert kube.live is not None and kube.live["spec"]["replicas"] == 2
     assert names.AUTOSCALER_FIELD_MANAGER in kube.replica_managers
+
+
+async def test_a_first_size_refused_for_several_status_writes_is_still_written() -> None:
+    """The deployment controller writes a new Deployment's status several times in its
+    first second: each write of the first size meets a newer version, until one does not."""
+    kube = _Versioned()
+    refusals = 4  # four status writes in a row: two attempts, as before, gave up
+
+    async def status_write() -> None:
+        nonlocal refusals
+        kube.version += 1
+        assert kube.live is not None
+        kube.live["metadata"]["resourceVersion"] = str(kube.version)
+        refusals -= 1
+        if refusals > 0:
+            kube.before_first_size = status_write
+
+    kube.before_first_size = status_write
+    await apply.ensure(kube, _deployment(), initial_replicas=2)  # type: ignore[arg-type]
+    assert kube.live is not None and kube.live["spec"]["replicas"] == 2
+    assert names.AUTOSCALER_FIELD_MANAGER in kube.replica_managers
