@@ -1,15 +1,16 @@
 """The project's container images, built without a Docker engine and cached by their inputs.
 
 Called by ``make images`` (``python -m harness images``), the real node and the
-demo. Eight images, each an OCI archive in ``~/.cache/retention-stack/images``
+demo. Nine images, each an OCI archive in ``~/.cache/retention-stack/images``
 with the local reference ``localhost/retention-stack/<name>:<hash prefix>``:
 
 - ``base``: a debootstrap minbase of Debian (the release these machines run)
   with its python3; ``e2e/images/base``.
 - ``operator`` and ``workloads``: ``operator/Dockerfile`` and
   ``workloads/Dockerfile`` on ``base``, each with its own side of ``uv.lock``.
-- ``redis`` and ``pgbouncer``: Debian's packages on ``base``, shaped like the
-  public images the operator's builders default to; ``e2e/images/<name>``.
+- ``redis``, ``redis-exporter`` and ``pgbouncer``: Debian's packages on ``base``,
+  shaped like the public images the operator's builders default to;
+  ``e2e/images/<name>``.
 - ``pause``: the pod sandbox, a static C program of ours ``FROM scratch``.
 - ``coredns`` and ``local-path-provisioner``: the real node's add-ons, the
   binaries ``e2e/controlplane/build.sh node`` builds, ``FROM scratch``.
@@ -48,6 +49,7 @@ NAMES = (
     "operator",
     "workloads",
     "redis",
+    "redis-exporter",
     "pgbouncer",
     "coredns",
     "local-path-provisioner",
@@ -260,6 +262,12 @@ def _specs() -> dict[str, _Spec]:
             name="redis",
             dockerfile=SOURCES / "redis" / "Dockerfile",
             context=SOURCES / "redis",
+            base="base",
+        ),
+        "redis-exporter": _Spec(
+            name="redis-exporter",
+            dockerfile=SOURCES / "redis-exporter" / "Dockerfile",
+            context=SOURCES / "redis-exporter",
             base="base",
         ),
         "pgbouncer": _Spec(

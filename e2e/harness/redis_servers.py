@@ -216,7 +216,12 @@ def start_redis(*, base_dir: Path, name: str = "redis", password: str | None = N
 
 
 def start_cluster_nodes(
-    count: int = 6, *, base_dir: Path, prefix: str = "redis-node", node_timeout_ms: int = 5000
+    count: int = 6,
+    *,
+    base_dir: Path,
+    prefix: str = "redis-node",
+    node_timeout_ms: int = 5000,
+    password: str | None = None,
 ) -> list[RedisServer]:
     """Start ``count`` UNFORMED cluster-mode nodes, each with its own dir and nodes.conf.
 
@@ -232,6 +237,7 @@ def start_cluster_nodes(
             node_timeout_ms=node_timeout_ms,
             dir=base_dir / f"{prefix}-{index}",
             log_dir=base_dir,
+            password=password,
         )
         for index in range(count)
     ]

@@ -774,6 +774,35 @@ class RedisStorage(_Model):
     )
 
 
+REDIS_EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.45.0"
+"""The public image of redis_exporter at the version Debian's prometheus-redis-exporter
+packages (1.45.0), the one the project's own redis-exporter image carries."""
+
+
+class RedisExporter(_Model):
+    """redis_exporter beside each Redis server, scraped through the stack's PodMonitor."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Run the exporter in every Redis pod (memory against maxmemory, clients, "
+        "commands/s). Turning it on or off restarts the Redis pods one at a time.",
+    )
+    image: str = Field(
+        default=REDIS_EXPORTER_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="Container image of redis_exporter (oliver006/redis_exporter, 1.45 or "
+        "later); its entry point is the exporter.",
+    )
+    # Spelled out rather than ResourcesField: a model used as a default_factory needs
+    # every field's default visible to the type checker.
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements,
+        description="Compute resources (requests and limits) of the exporter container.",
+        json_schema_extra={"default": {}},
+    )
+
+
 class ManagedRedis(_Model):
     """A Redis Cluster run by the operator as a StatefulSet."""
 
@@ -797,6 +826,11 @@ class ManagedRedis(_Model):
         default=True,
         description="Keep the volumes when the RetentionStack is deleted (or the pods scaled "
         "in); false deletes them with the stack.",
+    )
+    exporter: RedisExporter = Field(
+        default_factory=RedisExporter,
+        description="The Prometheus exporter beside each Redis server.",
+        json_schema_extra={"default": _defaults(RedisExporter)},
     )
 
     @property

@@ -109,6 +109,11 @@ STACK_BACKLOG = Gauge(
     "Queue backlog (consumer-group lag plus pending) of a stack at the last tick.",
     ["namespace", "stack"],
 )
+STACK_DEAD_LETTERS = Gauge(
+    "retention_stack_dead_letters",
+    "Entries in the dead-letter stream of a stack's Redis Stream queue at the last tick.",
+    ["namespace", "stack"],
+)
 STACK_API_P95 = Gauge(
     "retention_stack_api_p95_seconds",
     "API p95 latency of a stack read from Prometheus at the last tick.",
@@ -137,6 +142,8 @@ def forget_stack(namespace: str, name: str) -> None:
         STACK_BACKLOG.remove(namespace, name)
     with contextlib.suppress(KeyError):
         STACK_API_P95.remove(namespace, name)
+    with contextlib.suppress(KeyError):
+        STACK_DEAD_LETTERS.remove(namespace, name)
     for condition in (names.CONDITION_READY, names.CONDITION_RECONCILING, names.CONDITION_STALLED):
         with contextlib.suppress(KeyError):
             STACK_CONDITION.remove(namespace, name, condition)

@@ -47,6 +47,8 @@ def test_rendered_rules_pass_promtool_check(
         "RetentionAutoscalerSignalsFailing",
         "RetentionStackBacklogGrowing",
         "RetentionApiRefusingJobs",
+        "RetentionRedisMemoryNearLimit",
+        "RetentionDeadLetterGrowing",
     } <= names
 
 
@@ -156,6 +158,35 @@ TESTS: list[dict[str, Any]] = [
             {
                 "eval_time": "15m",
                 "alertname": "RetentionApiRefusingJobs",
+                "exp_alerts": [
+                    {"exp_labels": {"severity": "warning", "namespace": "shop", "stack": "orders"}}
+                ],
+            },
+        ],
+    },
+    {
+        # orders dead-letters a job a minute from minute 10; billing has 3 dead letters
+        # from before and no more; a third stack dead-letters one job at minute 10.
+        "interval": "1m",
+        "input_series": [
+            _series("retention_stack_dead_letters", STACK, "0x9 1+1x30"),
+            _series("retention_stack_dead_letters", OTHER, "3x40"),
+            _series("retention_stack_dead_letters", {**STACK, "stack": "once"}, "0x9 1x30"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "12m", "alertname": "RetentionDeadLetterGrowing", "exp_alerts": []},
+            {
+                "eval_time": "20m",
+                "alertname": "RetentionDeadLetterGrowing",
+                "exp_alerts": [
+                    {"exp_labels": {"severity": "warning", "namespace": "shop", "stack": "orders"}},
+                    {"exp_labels": {"severity": "warning", "namespace": "shop", "stack": "once"}},
+                ],
+            },
+            {
+                # A window (15m) after its one dead letter, "once" is quiet again.
+                "eval_time": "30m",
+                "alertname": "RetentionDeadLetterGrowing",
                 "exp_alerts": [
                     {"exp_labels": {"severity": "warning", "namespace": "shop", "stack": "orders"}}
                 ],

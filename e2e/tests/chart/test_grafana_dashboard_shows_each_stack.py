@@ -1,7 +1,9 @@
 """The Grafana dashboard shows replicas, p95, backlog and decisions per stack, in valid PromQL.
 
-Every query uses only metrics the operator exports, and promtool parses each
-one (with the dashboard variables filled in) as a recording rule.
+Every query of the operator's own metrics uses only metrics it exports; the
+Redis row reads redis_exporter's series (names checked against a real exporter
+by the memory alert's test). promtool parses each query (with the dashboard
+variables filled in) as a recording rule.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ EXPORTED = {
     "retention_stack_condition",
     "retention_stack_replicas",
     "retention_stack_backlog",
+    "retention_stack_dead_letters",
     "retention_stack_api_p95_seconds",
     "retention_autoscaler_decisions_total",
     "retention_autoscaler_tick_duration_seconds_bucket",
@@ -57,6 +60,7 @@ def test_panels_cover_replicas_p95_backlog_and_decisions_per_stack() -> None:
         "API p95 latency": "retention_stack_api_p95_seconds",
         "Queue backlog": "retention_stack_backlog",
         "Replica changes per stack": "retention_stack_replicas",
+        "Dead letters": "retention_stack_dead_letters",
     }
     for title, metric in per_stack.items():
         assert metric in by_title[title]
@@ -65,6 +69,18 @@ def test_panels_cover_replicas_p95_backlog_and_decisions_per_stack() -> None:
     assert "retention_autoscaler_decisions_total" in by_title["Scaling decisions"]
     variables = {v["name"] for v in board["templating"]["list"]}
     assert variables == {"datasource", "namespace", "stack"}
+
+
+def test_redis_panels_read_each_managed_redis_pods_exporter() -> None:
+    by_title = dict(_targets(_dashboard()))
+    for title, metric in {
+        "Redis memory of maxmemory": "redis_memory_max_bytes",
+        "Redis clients": "redis_connected_clients",
+        "Redis commands/s": "redis_commands_processed_total",
+    }.items():
+        assert metric in by_title[title]
+        assert 'stack=~"$stack"' in by_title[title]
+        assert "by (namespace, stack" in by_title[title]
 
 
 def test_queries_use_only_exported_metrics() -> None:

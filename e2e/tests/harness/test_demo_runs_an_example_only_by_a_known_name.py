@@ -11,7 +11,7 @@ import pytest
 
 from harness import demo
 
-IMAGES = ("workloads", "example-bullmq", "redis", "pgbouncer")
+IMAGES = ("workloads", "example-bullmq", *demo.STACK_IMAGES)
 REFS = {name: f"localhost/{name}:x" for name in IMAGES}
 
 
@@ -43,4 +43,9 @@ def test_the_projects_own_stack_keeps_its_sample() -> None:
     stack = _stack()
     assert (stack["metadata"]["name"], stack["metadata"]["namespace"]) == ("demo", "demo")
     assert stack["spec"]["api"]["image"] == "localhost/workloads:x"
+    managed = stack["spec"]["redis"]["managed"]
+    assert (managed["image"], managed["exporter"]["image"]) == (
+        "localhost/redis:x",
+        "localhost/redis-exporter:x",
+    )
     assert "autoscaling" not in stack["spec"]["workers"]

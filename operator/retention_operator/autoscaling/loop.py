@@ -101,6 +101,7 @@ class _StackMemory:
     workers: _ComponentMemory[WorkerSample] = field(default_factory=_ComponentMemory)
     written: Manifest = field(default_factory=dict)
     written_at: float = 0.0
+    dead_letters_gauge: Gauge | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ class AutoscalingLoop:
             for (namespace, name), memory in self._stacks.items():
                 telemetry.forget_stack(namespace, name)
                 memory.api.replicas_gauge = memory.workers.replicas_gauge = None
+                memory.dead_letters_gauge = None
             return TickReport(stacks=0, replica_writes=0, status_writes=0, errors=0, seconds=0.0)
         stacks = list(self._stacks.values())
         queues, queue_of = await self._queues(stacks)
@@ -434,6 +436,7 @@ class AutoscalingLoop:
         try:
             paused = is_paused(spec_paused=stack.spec.paused, annotations=memory.annotations)
             tick = _Tick(now=now, paused=paused, readings=readings, deployments=deployments)
+            _export_dead_letters(memory, readings)
             api_block = await self._component(memory, API, memory.api, tick, outcome)
             worker_block = await self._component(memory, WORKERS, memory.workers, tick, outcome)
             if not paused and (api_block is not None or worker_block is not None):
@@ -593,6 +596,17 @@ class AutoscalingLoop:
 def _decisions(component: str, direction: str) -> Counter:
     """The series of retention_autoscaler_decisions_total (never removed), looked up once."""
     return telemetry.AUTOSCALER_DECISIONS.labels(component=component, direction=direction)
+
+
+def _export_dead_letters(memory: _StackMemory, readings: Readings) -> None:
+    """Set the stack's dead-letter gauge from this tick's queue reading, when it has one."""
+    queue = readings.queue
+    if queue is None or queue.dead_letters is None:
+        return
+    if memory.dead_letters_gauge is None:
+        stack = memory.stack
+        memory.dead_letters_gauge = telemetry.STACK_DEAD_LETTERS.labels(stack.namespace, stack.name)
+    memory.dead_letters_gauge.set(queue.dead_letters)
 
 
 def _key(memory: _StackMemory) -> StackKey:

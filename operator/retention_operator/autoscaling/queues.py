@@ -22,6 +22,7 @@ derives one from the backlog's rises (:class:`.signals.BacklogRises`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ class QueueReading:
     same origin; ``queue_wait_seconds`` is the age of the oldest waiting job (0 when none
     waits). Values are None when unknown; ``error`` says why when the source failed.
     ``arrivals_counted`` is False when the counters were derived from the backlog.
+    ``dead_letters`` is the length of a Redis Stream queue's dead-letter stream (None for
+    other kinds, or when that read failed: it never fails the reading).
     """
 
     at: float
@@ -51,6 +54,7 @@ class QueueReading:
     queue_wait_seconds: float | None = None
     error: str | None = None
     arrivals_counted: bool = True
+    dead_letters: int | None = None
 
     def sample(self) -> WorkerSample:
         """The reading as the policy's sample."""
@@ -234,18 +238,33 @@ class StreamQueue:
     does not exist is an empty queue (nothing was ever enqueued). A stream without the
     group counts every entry as waiting, since its first. A group whose lag Redis cannot
     tell (entries deleted with XDEL) gives a reading with ``error`` set.
+
+    With ``deadletter``, an ``XLEN`` of that stream follows in the same pipeline, as a
+    command of its own: a stream named without a hash tag has its dead-letter stream
+    in another slot of a cluster, where one script could not read both.
     """
 
     stream: str
     group: str
-    count: ClassVar[int] = 1
+    deadletter: str | None = None
     counts_arrivals: ClassVar[bool] = True
+
+    @property
+    def count(self) -> int:
+        return 1 if self.deadletter is None else 2
 
     def send(self, pipe: Any) -> None:
         pipe.eval(STREAM_SCRIPT, 1, self.stream, self.group)
+        if self.deadletter is not None:
+            pipe.xlen(self.deadletter)
 
     def parse(self, answers: Sequence[object], *, at: float) -> QueueReading:
-        (reply,) = answers
+        reading = self._parse_stream(answers[0], at=at)
+        if self.deadletter is None:
+            return reading
+        return dataclasses.replace(reading, dead_letters=_int_or_none(answers[1]))
+
+    def _parse_stream(self, reply: object, *, at: float) -> QueueReading:
         timed = _timed_reply(reply, 1)
         if timed is None:
             return QueueReading(at=at, error=f"reading stream {self.stream!r} failed: {reply}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TypedDict
 
+import retention_contract as contract
 from retention_operator.autoscaling.config import ApiPolicyConfig, ScaleUpLimit, WorkerPolicyConfig
 from retention_operator.autoscaling.promql import HistogramSeries, LatencyQuery, StackQuery, render
 from retention_operator.autoscaling.queues import (
@@ -132,7 +133,10 @@ def queue_source(stack: RetentionStack) -> AnyQueue:
         return CeleryQueue(name=celery.name, key_prefix=celery.key_prefix, priority_steps=steps)
     if queue.list is not None:
         return ListQueue(key=queue.list.key, in_progress_key=queue.list.in_progress_key)
-    return StreamQueue(stream=queue_stream(stack), group=queue.consumer_group)
+    stream = queue_stream(stack)
+    return StreamQueue(
+        stream=stream, group=queue.consumer_group, deadletter=contract.deadletter_stream(stream)
+    )
 
 
 def password_ref(stack: RetentionStack) -> KeySelector | None:

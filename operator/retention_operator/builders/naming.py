@@ -17,6 +17,9 @@ API_HTTP_PORT_NAME = "http"
 """Name of the API container's port; it serves /metrics too."""
 WORKERS_METRICS_PORT_NAME = "metrics"
 """Name of the worker container's /metrics port."""
+REDIS_EXPORTER_PORT = 9121
+REDIS_EXPORTER_PORT_NAME = "redis-metrics"
+"""Name of the Redis exporter's /metrics port (redis_exporter's own default port)."""
 
 REDIS_PASSWORD_KEY = "password"
 """Key of the password in the managed Redis auth Secret."""

@@ -1,4 +1,4 @@
-"""NetworkPolicies: Redis and PgBouncer accept traffic only from the stack's own pods.
+"""NetworkPolicies: Redis and PgBouncer accept traffic only from the stack's own pods (and scrapes).
 
 Ingress only: egress (PgBouncer to PostgreSQL, the API to the world) is not
 restricted here. The operator reads Redis for the backlog and forms the
@@ -51,8 +51,9 @@ def build_redis_network_policy(
 
     Allowed: the stack's API and worker pods on the client port; the Redis
     pods themselves on the client and cluster-bus ports (replication and
-    gossip); and, when ``operator_namespace`` is given, pods of that namespace
-    on the client port. Everything else is refused.
+    gossip); when ``operator_namespace`` is given, pods of that namespace
+    on the client port; and anyone on the exporter's port when it runs.
+    Everything else is refused.
     """
     ingress = [
         {"from": _app_peers(stack.name), "ports": _tcp(naming.REDIS_CLIENT_PORT)},
@@ -66,6 +67,10 @@ def build_redis_network_policy(
         ingress.append(
             {"from": [{"namespaceSelector": selector}], "ports": _tcp(naming.REDIS_CLIENT_PORT)}
         )
+    if stack.spec.redis.managed is not None and stack.spec.redis.managed.exporter.enabled:
+        # From anywhere: Prometheus runs wherever its owners put it. The exporter
+        # serves figures only (redis_exporter redacts every secret config value).
+        ingress.append({"ports": _tcp(naming.REDIS_EXPORTER_PORT)})
     return _policy(stack, naming.redis(stack.name), names.COMPONENT_REDIS, ingress)
 
 

@@ -204,6 +204,50 @@ def _container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
     }
 
 
+EXPORTER_CONTAINER = "exporter"
+
+
+def _exporter_container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
+    """redis_exporter for the server of its own pod; the password comes from the auth Secret.
+
+    Server figures only (memory against maxmemory, clients, commands): no key or
+    stream checks. redis_exporter 1.45 asks a key of its own server even with
+    ``--is-cluster``, so every pod that does not hold the key's slot would log a
+    MOVED error on every scrape; the queue's own figures come from the operator
+    (``retention_stack_backlog``), which reads each stream where its slot lives.
+    """
+    exporter = managed.exporter
+    return {
+        "name": EXPORTER_CONTAINER,
+        "image": exporter.image,
+        "args": [
+            f"--redis.addr=redis://127.0.0.1:{naming.REDIS_CLIENT_PORT}",
+            f"--web.listen-address=:{naming.REDIS_EXPORTER_PORT}",
+            "--log-format=json",
+        ],
+        "env": [
+            {
+                "name": "REDIS_PASSWORD",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": naming.redis_auth(stack.name),
+                        "key": naming.REDIS_PASSWORD_KEY,
+                    }
+                },
+            }
+        ],
+        "ports": [
+            {
+                "name": naming.REDIS_EXPORTER_PORT_NAME,
+                "containerPort": naming.REDIS_EXPORTER_PORT,
+                "protocol": "TCP",
+            }
+        ],
+        "resources": pods.resources(exporter.resources),
+        "securityContext": security.container_security_context(),
+    }
+
+
 def _volume_claim(managed: ManagedRedis) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
@@ -231,7 +275,10 @@ def build_redis_statefulset(stack: RetentionStack, *, pods: int | None = None) -
     pod_spec = {
         "securityContext": security.pod_security_context(security.REDIS_UID),
         "automountServiceAccountToken": False,
-        "containers": [_container(stack, managed)],
+        "containers": [
+            _container(stack, managed),
+            *([_exporter_container(stack, managed)] if managed.exporter.enabled else []),
+        ],
         "volumes": [
             {"name": "config", "configMap": {"name": naming.redis_config(stack.name)}},
             {

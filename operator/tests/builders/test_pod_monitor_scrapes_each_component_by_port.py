@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retention_operator import names
-from retention_operator.builders import api, monitoring, workers
+from retention_operator.builders import api, monitoring, naming, redis, workers
 
 from .conftest import MakeStack
 
@@ -13,7 +13,7 @@ def _ports(manifest: dict[str, object]) -> set[str]:
     return {p["name"] for c in containers for p in c.get("ports", [])}
 
 
-def test_it_selects_the_stacks_pods_and_scrapes_the_api_and_the_workers(
+def test_it_selects_the_stacks_pods_and_scrapes_the_api_the_workers_and_redis(
     make_stack: MakeStack,
 ) -> None:
     stack = make_stack()
@@ -25,7 +25,12 @@ def test_it_selects_the_stacks_pods_and_scrapes_the_api_and_the_workers(
     # Each endpoint is a port the component's pods really name.
     api_ports = _ports(api.build_api_deployment(stack))
     worker_ports = _ports(workers.build_workers_deployment(stack))
-    assert [e["port"] for e in endpoints] == [*sorted(api_ports), *sorted(worker_ports)]
+    assert naming.REDIS_EXPORTER_PORT_NAME in _ports(redis.build_redis_statefulset(stack))
+    assert [e["port"] for e in endpoints] == [
+        *sorted(api_ports),
+        *sorted(worker_ports),
+        naming.REDIS_EXPORTER_PORT_NAME,
+    ]
     assert all(e["path"] == "/metrics" for e in endpoints)
 
 
