@@ -48,7 +48,7 @@ OPERATOR_NAMESPACE = "retention-system"
 RELEASE = "retention-operator"
 READY_TIMEOUT_S = 420
 # Every demo stack runs these images of the project; the operator's comes from the chart.
-STACK_IMAGES = ("redis", "redis-exporter", "pgbouncer")
+STACK_IMAGES = ("redis", "redis-exporter", "pgbouncer", "pgbouncer-exporter")
 # Each job waits 200 ms (as a call to another service would) and a worker runs
 # four at once, so `make demo-load` gives a backlog the workers must scale out
 # for; at most four workers, which two cores carry.
@@ -119,6 +119,7 @@ def stack_manifest(
     spec["redis"]["managed"]["image"] = refs["redis"]
     spec["redis"]["managed"]["exporter"] = {"image": refs["redis-exporter"]}
     spec["pgbouncer"]["image"] = refs["pgbouncer"]
+    spec["pgbouncer"]["exporter"] = {"image": refs["pgbouncer-exporter"]}
     spec["pgbouncer"]["database"].update({"host": host, "port": port, "user": user, "name": dbname})
     workers = spec["workers"]
     workers.update(

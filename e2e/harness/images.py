@@ -1,7 +1,7 @@
 """The project's container images, built without a Docker engine and cached by their inputs.
 
 Called by ``make images`` (``python -m harness images``), the real node and the
-demo. Nine images, each an OCI archive in ``~/.cache/retention-stack/images``
+demo. Ten images, each an OCI archive in ``~/.cache/retention-stack/images``
 with the local reference ``localhost/retention-stack/<name>:<hash prefix>``:
 
 - ``base``: a debootstrap minbase of Debian (the release these machines run)
@@ -10,6 +10,7 @@ with the local reference ``localhost/retention-stack/<name>:<hash prefix>``:
   ``workloads/Dockerfile`` on ``base``, each with its own side of ``uv.lock``.
 - ``redis``, ``redis-exporter`` and ``pgbouncer``: Debian's packages on ``base``,
   shaped like the public images the operator's builders default to;
+  ``pgbouncer-exporter``: PgBouncer's exporter from PyPI on Debian's libraries;
   ``e2e/images/<name>``.
 - ``pause``: the pod sandbox, a static C program of ours ``FROM scratch``.
 - ``coredns`` and ``local-path-provisioner``: the real node's add-ons, the
@@ -51,6 +52,7 @@ NAMES = (
     "redis",
     "redis-exporter",
     "pgbouncer",
+    "pgbouncer-exporter",
     "coredns",
     "local-path-provisioner",
 )
@@ -275,6 +277,13 @@ def _specs() -> dict[str, _Spec]:
             dockerfile=SOURCES / "pgbouncer" / "Dockerfile",
             context=SOURCES / "pgbouncer",
             base="base",
+        ),
+        "pgbouncer-exporter": _Spec(
+            name="pgbouncer-exporter",
+            dockerfile=SOURCES / "pgbouncer-exporter" / "Dockerfile",
+            context=SOURCES / "pgbouncer-exporter",
+            base="base",
+            host_ca=True,
         ),
         # The real node's add-ons (harness.node.addons), from the node's binaries.
         "coredns": _node_binary_spec("coredns"),

@@ -4,12 +4,13 @@
 # any service the package starts on install is stopped again.
 set -euo pipefail
 
-# Servers (and an exporter) the services and e2e tiers start, then what the real node and the image builds
-# need: containerd and runc (the runtime), the CNI plugins, iptables and conntrack
+# Servers and exporters the services and e2e tiers start (with the Python libraries
+# of PgBouncer's exporter), then what the real node and the image builds need: containerd and runc (the runtime), the CNI plugins, iptables and conntrack
 # (kube-proxy), buildah and debootstrap (images without a Docker engine), and a
 # static libc for the pause image; Node.js for the BullMQ example and its tests (any
 # nodejs package: Debian's 18 runs them, as does NodeSource's 20, which bundles npm).
 want=(redis-server redis-tools prometheus-redis-exporter postgresql pgbouncer prometheus openssl
+      python3-venv python3-psycopg2 python3-prometheus-client python3-yaml python3-pythonjsonlogger
       containerd runc containernetworking-plugins iptables conntrack buildah debootstrap
       libc6-dev gcc nodejs)
 missing=()

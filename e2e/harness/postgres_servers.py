@@ -377,6 +377,8 @@ class PgBouncerServer:
                 "PGBOUNCER_PASSWORD_FILE": str(self.password_path),
                 "PGBOUNCER_AUTH_FILE": str(self.root / "userlist.txt"),
                 "PGBOUNCER_USER": self.user,
+                # Rendered as for the pod's exporter sidecar (harness.pgbouncer_exporter).
+                "PGBOUNCER_PASSFILE": str(self.passfile_path),
             }
         self._proc = start_ready(
             self.name,
@@ -399,6 +401,11 @@ class PgBouncerServer:
     def password_path(self) -> Path:
         """The password file the start script renders the auth file from (the Secret's key)."""
         return self.root / "password"
+
+    @property
+    def passfile_path(self) -> Path:
+        """The libpq passfile the start script renders for the exporter (mode 0600)."""
+        return self.root / "pgpass"
 
     def reload(self, rendered_ini: str | None = None) -> None:
         """Write the config again (optionally a new rendering) and have PgBouncer re-read it.

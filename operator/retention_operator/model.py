@@ -1033,6 +1033,25 @@ _REPLICA_PORT_MESSAGE = (
 _REPLICA_PORT_RULE = _cel("self.all(r, r.port == self[0].port)", _REPLICA_PORT_MESSAGE, None)
 
 
+class PgBouncerExporter(_Model):
+    """PgBouncer's exporter beside each PgBouncer, scraped through the stack's PodMonitor."""
+
+    image: Annotated[str, Field(min_length=1, max_length=512)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Container image of prometheus-pgbouncer-exporter (spreaker's, 2.1 or "
+        "later; its entry point is the exporter), run in every PgBouncer pod: clients "
+        "waiting, server connections, queries. Omit for none. Setting it restarts the "
+        "PgBouncer pods one at a time.",
+    )
+    # Spelled out rather than ResourcesField: a model used as a default_factory needs
+    # every field's default visible to the type checker.
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements,
+        description="Compute resources (requests and limits) of the exporter container.",
+        json_schema_extra={"default": {}},
+    )
+
+
 class PgBouncerSpec(_Model):
     """PgBouncer in front of the external PostgreSQL."""
 
@@ -1078,6 +1097,11 @@ class PgBouncerSpec(_Model):
     tls: PgBouncerTls = Field(
         default_factory=PgBouncerTls,
         description="TLS towards PostgreSQL and on PgBouncer's listener.",
+        json_schema_extra={"default": {}},
+    )
+    exporter: PgBouncerExporter = Field(
+        default_factory=PgBouncerExporter,
+        description="The Prometheus exporter beside each PgBouncer.",
         json_schema_extra={"default": {}},
     )
 

@@ -48,6 +48,7 @@ def test_rendered_rules_pass_promtool_check(
         "RetentionStackBacklogGrowing",
         "RetentionApiRefusingJobs",
         "RetentionRedisMemoryNearLimit",
+        "RetentionPgBouncerClientsWaiting",
         "RetentionDeadLetterGrowing",
     } <= names
 

@@ -1,8 +1,8 @@
 """The Grafana dashboard shows replicas, p95, backlog and decisions per stack, in valid PromQL.
 
 Every query of the operator's own metrics uses only metrics it exports; the
-Redis row reads redis_exporter's series (names checked against a real exporter
-by the memory alert's test). promtool parses each query (with the dashboard
+Redis and PgBouncer rows read their exporters' series (names checked against
+real exporters by the alerts' tests). promtool parses each query (with the dashboard
 variables filled in) as a recording rule.
 """
 
@@ -71,12 +71,14 @@ def test_panels_cover_replicas_p95_backlog_and_decisions_per_stack() -> None:
     assert variables == {"datasource", "namespace", "stack"}
 
 
-def test_redis_panels_read_each_managed_redis_pods_exporter() -> None:
+def test_redis_and_pgbouncer_panels_read_their_exporters() -> None:
     by_title = dict(_targets(_dashboard()))
     for title, metric in {
         "Redis memory of maxmemory": "redis_memory_max_bytes",
         "Redis clients": "redis_connected_clients",
         "Redis commands/s": "redis_commands_processed_total",
+        "PgBouncer clients waiting": "pgbouncer_pools_client_waiting_connections",
+        "Database connections": "pgbouncer_databases_database_current_connections",
     }.items():
         assert metric in by_title[title]
         assert 'stack=~"$stack"' in by_title[title]

@@ -48,4 +48,5 @@ def test_the_projects_own_stack_keeps_its_sample() -> None:
         "localhost/redis:x",
         "localhost/redis-exporter:x",
     )
+    assert stack["spec"]["pgbouncer"]["exporter"] == {"image": "localhost/pgbouncer-exporter:x"}
     assert "autoscaling" not in stack["spec"]["workers"]

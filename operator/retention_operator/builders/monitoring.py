@@ -27,11 +27,12 @@ from retention_operator.builders import labels, naming
 from retention_operator.model import RetentionStack
 
 METRICS_PATH = "/metrics"
-# The named container ports that serve /metrics: the API's, the workers', the Redis exporter's.
+# The named container ports that serve /metrics: the API's, the workers', the exporters'.
 PORTS: tuple[str, ...] = (
     naming.API_HTTP_PORT_NAME,
     naming.WORKERS_METRICS_PORT_NAME,
     naming.REDIS_EXPORTER_PORT_NAME,
+    naming.PGBOUNCER_EXPORTER_PORT_NAME,
 )
 
 

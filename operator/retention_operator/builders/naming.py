@@ -20,6 +20,9 @@ WORKERS_METRICS_PORT_NAME = "metrics"
 REDIS_EXPORTER_PORT = 9121
 REDIS_EXPORTER_PORT_NAME = "redis-metrics"
 """Name of the Redis exporter's /metrics port (redis_exporter's own default port)."""
+PGBOUNCER_EXPORTER_PORT = 9127
+PGBOUNCER_EXPORTER_PORT_NAME = "pgb-metrics"
+"""Name of PgBouncer's exporter /metrics port (the exporters' usual port)."""
 
 REDIS_PASSWORD_KEY = "password"
 """Key of the password in the managed Redis auth Secret."""

@@ -74,13 +74,23 @@ def build_redis_network_policy(
     return _policy(stack, naming.redis(stack.name), names.COMPONENT_REDIS, ingress)
 
 
+def _pgbouncer_ingress(stack: RetentionStack) -> list[dict[str, Any]]:
+    """The stack's API and workers on PgBouncer's port; anyone on the exporter's, if it runs."""
+    ingress: list[dict[str, Any]] = [
+        {"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}
+    ]
+    if stack.spec.pgbouncer.exporter.image is not None:
+        ingress.append({"ports": _tcp(naming.PGBOUNCER_EXPORTER_PORT)})
+    return ingress
+
+
 def build_pgbouncer_network_policy(stack: RetentionStack) -> dict[str, Any]:
-    """Return the policy of the PgBouncer pods: the stack's API and workers only."""
-    ingress = [{"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}]
+    """Return the policy of the PgBouncer pods: the stack's API and workers (and scrapes)."""
+    ingress = _pgbouncer_ingress(stack)
     return _policy(stack, naming.pgbouncer(stack.name), names.COMPONENT_PGBOUNCER, ingress)
 
 
 def build_pgbouncer_ro_network_policy(stack: RetentionStack) -> dict[str, Any]:
-    """Return the policy of the read pool's pods: the stack's API and workers only."""
-    ingress = [{"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}]
+    """Return the policy of the read pool's pods: the same as the primary pool's."""
+    ingress = _pgbouncer_ingress(stack)
     return _policy(stack, naming.pgbouncer_ro(stack.name), names.COMPONENT_PGBOUNCER_RO, ingress)

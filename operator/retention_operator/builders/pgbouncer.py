@@ -19,6 +19,7 @@ pool's membership is left out of that hash, so it never rolls them.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from retention_operator import names
@@ -34,6 +35,9 @@ CONFIG_FILE = "pgbouncer.ini"
 AUTH_FILE = "userlist.txt"
 PASSWORD_FILE = "password"
 CA_FILE = "ca.crt"
+EXPORTER_CONFIG_FILE = "exporter.yml"
+PASSFILE = "pgpass"
+EXPORTER_CONTAINER = "exporter"
 
 RUN_SCRIPT = r"""set -eu
 render() {
@@ -41,6 +45,12 @@ render() {
   escaped=$(sed 's/"/""/g' "$PGBOUNCER_PASSWORD_FILE")
   printf '"%s" "%s"\n' "$PGBOUNCER_USER" "$escaped" > "$PGBOUNCER_AUTH_FILE.new"
   mv "$PGBOUNCER_AUTH_FILE.new" "$PGBOUNCER_AUTH_FILE"
+  if [ -n "${PGBOUNCER_PASSFILE:-}" ]; then
+    # libpq's passfile for the exporter: backslash and colon escaped, any host and port.
+    escaped=$(sed 's/\\/\\\\/g; s/:/\\:/g' "$PGBOUNCER_PASSWORD_FILE")
+    printf '*:*:pgbouncer:%s:%s\n' "$PGBOUNCER_USER" "$escaped" > "$PGBOUNCER_PASSFILE.new"
+    mv "$PGBOUNCER_PASSFILE.new" "$PGBOUNCER_PASSFILE"
+  fi
 }
 state() { cat "$PGBOUNCER_CONFIG" "$PGBOUNCER_PASSWORD_FILE" | cksum; }
 render
@@ -128,6 +138,10 @@ def _render(stack: RetentionStack, database_line: str) -> str:
         "server_login_retry = 1",
         *_tls_lines(stack),
     ]
+    if spec.exporter.image is not None:
+        # The exporter reads SHOW POOLS, STATS, DATABASES and LISTS on the admin console
+        # as the database user: read-only figures, no admin command.
+        lines.append(f"stats_users = {spec.database.user}")
     return "\n".join(lines) + "\n"
 
 
@@ -143,6 +157,35 @@ def render_pgbouncer_ro_ini(stack: RetentionStack, in_pool: list[ReadReplica]) -
     within bounds, as ``status.pgbouncer`` records it (see :func:`replicas_in_pool`).
     """
     return _render(stack, _database_line(stack, in_pool))
+
+
+def render_exporter_config(stack: RetentionStack) -> str:
+    """Return the exporter's config: its listener and this pod's PgBouncer, no password.
+
+    libpq reads the password from the passfile the PgBouncer container renders
+    next to the auth file (:data:`RUN_SCRIPT`), at every connection: a rotated
+    password reaches the exporter with PgBouncer's own reload.
+    """
+    user = stack.spec.pgbouncer.database.user
+    dsn = (
+        f"postgresql://{user}@127.0.0.1:{naming.PGBOUNCER_PORT}/pgbouncer"
+        f"?passfile={AUTH_DIR}/{PASSFILE}"
+    )
+    lines = [
+        "exporter_host: 0.0.0.0",
+        f"exporter_port: {naming.PGBOUNCER_EXPORTER_PORT}",
+        "pgbouncers:",
+        f"  - dsn: {json.dumps(dsn)}",
+        "    connect_timeout: 2",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _config_data(stack: RetentionStack, ini: str) -> dict[str, str]:
+    data = {CONFIG_FILE: ini}
+    if stack.spec.pgbouncer.exporter.image is not None:
+        data[EXPORTER_CONFIG_FILE] = render_exporter_config(stack)
+    return data
 
 
 def replicas_in_pool(stack: RetentionStack) -> list[ReadReplica]:
@@ -183,7 +226,7 @@ def build_pgbouncer_config_map(stack: RetentionStack) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": labels.object_meta(stack, config, component),
-        "data": {CONFIG_FILE: render_pgbouncer_ini(stack)},
+        "data": _config_data(stack, render_pgbouncer_ini(stack)),
     }
 
 
@@ -194,7 +237,7 @@ def build_pgbouncer_ro_config_map(stack: RetentionStack) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": labels.object_meta(stack, config, component),
-        "data": {CONFIG_FILE: render_pgbouncer_ro_ini(stack, replicas_in_pool(stack))},
+        "data": _config_data(stack, render_pgbouncer_ro_ini(stack, replicas_in_pool(stack))),
     }
 
 
@@ -218,6 +261,11 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
             {"name": "PGBOUNCER_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
             {"name": "PGBOUNCER_PASSWORD_FILE", "value": f"{CREDENTIALS_DIR}/{PASSWORD_FILE}"},
             {"name": "PGBOUNCER_AUTH_FILE", "value": f"{AUTH_DIR}/{AUTH_FILE}"},
+            *(
+                [{"name": "PGBOUNCER_PASSFILE", "value": f"{AUTH_DIR}/{PASSFILE}"}]
+                if spec.exporter.image is not None
+                else []
+            ),
         ],
         "ports": [{"name": "pgbouncer", "containerPort": naming.PGBOUNCER_PORT, "protocol": "TCP"}],
         "resources": pods.resources(spec.resources),
@@ -227,6 +275,34 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
         "securityContext": security.container_security_context(),
         "volumeMounts": mounts,
     }
+
+
+def _exporter_container(stack: RetentionStack, image: str) -> dict[str, Any]:
+    """The exporter of this pod's PgBouncer: the config and the passfile, read-only."""
+    return {
+        "name": EXPORTER_CONTAINER,
+        "image": image,
+        "args": ["--config", f"{CONFIG_DIR}/{EXPORTER_CONFIG_FILE}"],
+        "ports": [
+            {
+                "name": naming.PGBOUNCER_EXPORTER_PORT_NAME,
+                "containerPort": naming.PGBOUNCER_EXPORTER_PORT,
+                "protocol": "TCP",
+            }
+        ],
+        "resources": pods.resources(stack.spec.pgbouncer.exporter.resources),
+        "securityContext": security.container_security_context(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+        ],
+    }
+
+
+def _containers(stack: RetentionStack) -> list[dict[str, Any]]:
+    image = stack.spec.pgbouncer.exporter.image
+    exporter = [] if image is None else [_exporter_container(stack, image)]
+    return [_container(stack), *exporter]
 
 
 def _volumes(stack: RetentionStack, *, config: str) -> list[dict[str, Any]]:
@@ -289,7 +365,7 @@ def _deployment(stack: RetentionStack, *, read_only: bool) -> dict[str, Any]:
                 "spec": {
                     "securityContext": security.pod_security_context(),
                     "automountServiceAccountToken": False,
-                    "containers": [_container(stack)],
+                    "containers": _containers(stack),
                     "volumes": _volumes(stack, config=config),
                 },
             },

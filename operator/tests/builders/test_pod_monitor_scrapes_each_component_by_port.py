@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retention_operator import names
-from retention_operator.builders import api, monitoring, naming, redis, workers
+from retention_operator.builders import api, monitoring, naming, pgbouncer, redis, workers
 
 from .conftest import MakeStack
 
@@ -13,7 +13,7 @@ def _ports(manifest: dict[str, object]) -> set[str]:
     return {p["name"] for c in containers for p in c.get("ports", [])}
 
 
-def test_it_selects_the_stacks_pods_and_scrapes_the_api_the_workers_and_redis(
+def test_it_selects_the_stacks_pods_and_scrapes_each_component_and_exporter(
     make_stack: MakeStack,
 ) -> None:
     stack = make_stack()
@@ -26,10 +26,20 @@ def test_it_selects_the_stacks_pods_and_scrapes_the_api_the_workers_and_redis(
     api_ports = _ports(api.build_api_deployment(stack))
     worker_ports = _ports(workers.build_workers_deployment(stack))
     assert naming.REDIS_EXPORTER_PORT_NAME in _ports(redis.build_redis_statefulset(stack))
+    exporting = make_stack(
+        pgbouncer={
+            **stack.spec.pgbouncer.model_dump(by_alias=True, exclude_none=True),
+            "exporter": {"image": "pgbx:1"},
+        }
+    )
+    pgbouncer_ports = _ports(pgbouncer.build_pgbouncer_deployment(exporting))
+    assert naming.PGBOUNCER_EXPORTER_PORT_NAME in pgbouncer_ports
+    # A port no container names (PgBouncer's exporter left out) yields no target.
     assert [e["port"] for e in endpoints] == [
         *sorted(api_ports),
         *sorted(worker_ports),
         naming.REDIS_EXPORTER_PORT_NAME,
+        naming.PGBOUNCER_EXPORTER_PORT_NAME,
     ]
     assert all(e["path"] == "/metrics" for e in endpoints)
 
