@@ -774,6 +774,19 @@ class RedisStorage(_Model):
     )
 
 
+def _exporter_resources() -> Any:
+    """The ``resources`` field of an exporter sidecar.
+
+    Spelled out rather than ResourcesField: a model used as a default_factory needs
+    every field's default visible to the type checker.
+    """
+    return Field(
+        default_factory=ResourceRequirements,
+        description="Compute resources (requests and limits) of the exporter container.",
+        json_schema_extra={"default": {}},
+    )
+
+
 REDIS_EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.45.0"
 """The public image of redis_exporter at the version Debian's prometheus-redis-exporter
 packages (1.45.0), the one the project's own redis-exporter image carries."""
@@ -794,13 +807,7 @@ class RedisExporter(_Model):
         description="Container image of redis_exporter (oliver006/redis_exporter, 1.45 or "
         "later); its entry point is the exporter.",
     )
-    # Spelled out rather than ResourcesField: a model used as a default_factory needs
-    # every field's default visible to the type checker.
-    resources: ResourceRequirements = Field(
-        default_factory=ResourceRequirements,
-        description="Compute resources (requests and limits) of the exporter container.",
-        json_schema_extra={"default": {}},
-    )
+    resources: ResourceRequirements = _exporter_resources()
 
 
 class ManagedRedis(_Model):
@@ -1043,13 +1050,7 @@ class PgBouncerExporter(_Model):
         "waiting, server connections, queries. Omit for none. Setting it restarts the "
         "PgBouncer pods one at a time.",
     )
-    # Spelled out rather than ResourcesField: a model used as a default_factory needs
-    # every field's default visible to the type checker.
-    resources: ResourceRequirements = Field(
-        default_factory=ResourceRequirements,
-        description="Compute resources (requests and limits) of the exporter container.",
-        json_schema_extra={"default": {}},
-    )
+    resources: ResourceRequirements = _exporter_resources()
 
 
 class PgBouncerSpec(_Model):

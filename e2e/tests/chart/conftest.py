@@ -91,3 +91,36 @@ def render(helm: Path) -> Render:
         return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
     return _render
+
+
+RuleTests = Callable[[list[dict[str, Any]]], subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def promtool_test_rules(render: Render, promtool: Path, tmp_path: Path) -> RuleTests:
+    """``promtool_test_rules(tests)``: ``promtool test rules`` of ``tests`` (promtool's test
+    groups) over the PrometheusRule the chart renders, annotations left out (promtool
+    compares them verbatim; what matters is when an alert fires)."""
+
+    def run(tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+        [rule] = [
+            m
+            for m in render(sets=["metrics.prometheusRule.enabled=true"], monitoring=True)
+            if m["kind"] == "PrometheusRule"
+        ]
+        groups = [
+            {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+            for g in rule["spec"]["groups"]
+        ]
+        (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+        body = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}
+        (tmp_path / "tests.yaml").write_text(yaml.safe_dump(body))
+        return subprocess.run(
+            [str(promtool), "test", "rules", "tests.yaml"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+
+    return run

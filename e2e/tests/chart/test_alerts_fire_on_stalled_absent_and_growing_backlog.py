@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from .conftest import RuleTests
+
 Manifest = dict[str, Any]
 JOB = "retention-system/r-retention-operator"
 
@@ -220,17 +222,6 @@ TESTS: list[dict[str, Any]] = [
 ]
 
 
-def test_alerts_fire_when_they_should(
-    render: Callable[..., list[Manifest]], promtool: Path, tmp_path: Path
-) -> None:
-    groups = _groups(render)
-    for group in groups:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    tests = tmp_path / "tests.yaml"
-    tests.write_text(
-        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": TESTS})
-    )
-    out = _promtool(promtool, "test", "rules", str(tests))
+def test_alerts_fire_when_they_should(promtool_test_rules: RuleTests) -> None:
+    out = promtool_test_rules(TESTS)
     assert out.returncode == 0, out.stdout + out.stderr

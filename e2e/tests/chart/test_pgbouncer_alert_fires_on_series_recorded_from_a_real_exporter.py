@@ -15,23 +15,23 @@ attaches.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
+from harness.exporter_samples import Samples, input_series, scrape
 from harness.pgbouncer_exporter import exporter_command
 from harness.procs import Proc, start, wait_until
 from harness.service_base import free_ports
 from harness.services import PgBouncerServer, PostgresServer, start_pgbouncer
 from retention_operator.builders import pgbouncer as pgbouncer_builder
 from retention_operator.model import RetentionStack
+
+from .conftest import RuleTests
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
@@ -41,7 +41,6 @@ ALERT = "RetentionPgBouncerClientsWaiting"
 WAITING = "pgbouncer_pools_client_waiting_connections"
 POD = "svc-pgbouncer-7d9f-abcde"
 PASSFILE_IN_POD = f"{pgbouncer_builder.AUTH_DIR}/{pgbouncer_builder.PASSFILE}"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture
@@ -84,16 +83,6 @@ def bouncer(
     server.cleanup()
 
 
-def _scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 @pytest.fixture
 def exporter(bouncer: PgBouncerServer, stack: RetentionStack) -> Iterator[tuple[int, Proc]]:
     """The exporter with the operator's config, aimed at this PgBouncer and its passfile."""
@@ -115,7 +104,7 @@ def exporter(bouncer: PgBouncerServer, stack: RetentionStack) -> Iterator[tuple[
     proc = start("pgbouncer-exporter", argv, log_dir=bouncer.log_dir)
     try:
         wait_until(
-            lambda: _scrape(port).get(("pgbouncer_up", ())) == 1.0,
+            lambda: scrape(port).get(("pgbouncer_up", ())) == 1.0,
             what="pgbouncer_up",
             timeout=30,
             proc=proc,
@@ -125,51 +114,18 @@ def exporter(bouncer: PgBouncerServer, stack: RetentionStack) -> Iterator[tuple[
         proc.stop()
 
 
-def _series(name: str, labels: dict[str, str], values: list[float]) -> dict[str, str]:
-    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return {"series": f"{name}{{{body}}}", "values": " ".join(f"{v:.0f}" for v in values)}
-
-
 async def _record(port: int, steps: int) -> list[Samples]:
     out = []
     for _ in range(steps):
         await asyncio.sleep(0.3)
-        out.append(await asyncio.to_thread(_scrape, port))
+        out.append(await asyncio.to_thread(scrape, port))
     return out
-
-
-def _promtool_test(
-    render: Callable[..., list[Manifest]], promtool: Path, tmp_path: Path, tests: list[Any]
-) -> subprocess.CompletedProcess[str]:
-    """``promtool test rules`` of ``tests`` over the chart's rendered rules (no annotations)."""
-    [rule] = [
-        m
-        for m in render(sets=["metrics.prometheusRule.enabled=true"], monitoring=True)
-        if m["kind"] == "PrometheusRule"
-    ]
-    groups = [
-        {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
-        for g in rule["spec"]["groups"]
-    ]
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    (tmp_path / "tests.yaml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": tests})
-    )
-    return subprocess.run(
-        [str(promtool), "test", "rules", "tests.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
 
 
 async def test_a_client_waiting_for_the_full_pool_alerts_for_its_pod(
     bouncer: PgBouncerServer,
     exporter: tuple[int, Proc],
-    render: Callable[..., list[Manifest]],
-    promtool: Path,
-    tmp_path: Path,
+    promtool_test_rules: RuleTests,
 ) -> None:
     port, proc = exporter
     dsn = {"host": bouncer.host, "port": bouncer.port, "user": bouncer.user}
@@ -203,13 +159,13 @@ async def test_a_client_waiting_for_the_full_pool_alerts_for_its_pod(
     labels = {"namespace": "ns", "stack": "svc", "pod": POD, "container": "exporter"}
     admin = (("database", "pgbouncer"), ("user", "pgbouncer"))
     series = [
-        _series(
+        input_series(
             "pgbouncer_pools_client_waiting_connections",
             {**labels, "database": bouncer.dbname, "user": bouncer.user},
             waiting_values,
         ),
         # The admin console's pool: never alerts, whatever it shows.
-        _series(
+        input_series(
             "pgbouncer_pools_client_waiting_connections",
             {**labels, "database": "pgbouncer", "user": "pgbouncer"},
             [
@@ -231,7 +187,7 @@ async def test_a_client_waiting_for_the_full_pool_alerts_for_its_pod(
             ],
         }
     ]
-    out = await asyncio.to_thread(_promtool_test, render, promtool, tmp_path, tests)
+    out = await asyncio.to_thread(promtool_test_rules, tests)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -250,9 +206,7 @@ def test_a_rotated_password_reaches_the_exporter_through_the_passfile(
         what="the passfile rendered again",
         timeout=10,
     )
-    assert _scrape(port)[("pgbouncer_up", ())] == 1.0
+    assert scrape(port)[("pgbouncer_up", ())] == 1.0
     bouncer.passfile_path.write_text("*:*:pgbouncer:nobody:wrong\n")  # a stale passfile fails
-    wait_until(
-        lambda: _scrape(port)[("pgbouncer_up", ())] == 0.0, what="pgbouncer_up 0", timeout=10
-    )
+    wait_until(lambda: scrape(port)[("pgbouncer_up", ())] == 0.0, what="pgbouncer_up 0", timeout=10)
     assert rotated not in proc.log_path.read_text()

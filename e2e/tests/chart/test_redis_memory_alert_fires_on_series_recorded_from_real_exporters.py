@@ -13,24 +13,23 @@ is synthetic: every value is one an exporter served. The ``namespace``,
 
 from __future__ import annotations
 
-import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
+from harness.exporter_samples import input_series, scrape
 from harness.procs import Proc, start, wait_until
 from harness.redis_servers import RedisServer, form_cluster, start_cluster_nodes
 from harness.service_base import free_ports, require_binary
 from retention_operator.builders import env
 from retention_operator.builders import redis as redis_builder
 from retention_operator.model import RetentionStack
+
+from .conftest import RuleTests
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
@@ -103,23 +102,8 @@ def exporters(cluster: list[RedisServer], tmp_path: Path) -> Iterator[list[tuple
             proc.stop()
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def _up(port: int) -> bool:
-    return _scrape(port).get(("redis_up", ())) == 1.0
-
-
-def _series(name: str, labels: dict[str, str], values: list[float]) -> dict[str, str]:
-    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return {"series": f"{name}{{{body}}}", "values": " ".join(f"{v:.0f}" for v in values)}
+    return scrape(port).get(("redis_up", ())) == 1.0
 
 
 def _record(
@@ -130,15 +114,14 @@ def _record(
     for _ in range(steps):
         act()
         time.sleep(0.3)
-        out.append({(pod, *key): v for pod, port in exporters for key, v in _scrape(port).items()})
+        out.append({(pod, *key): v for pod, port in exporters for key, v in scrape(port).items()})
     return out
 
 
 def test_memory_near_maxmemory_alerts_for_the_pod_that_holds_it(
     cluster: list[RedisServer],
     exporters: list[tuple[str, int]],
-    render: Callable[..., list[Manifest]],
-    promtool: Path,
+    promtool_test_rules: RuleTests,
     tmp_path: Path,
 ) -> None:
     stack = RetentionStack.model_validate(STACK)
@@ -172,7 +155,7 @@ def test_memory_near_maxmemory_alerts_for_the_pod_that_holds_it(
     for pod in pods:
         labels = {"namespace": "shop", "stack": "orders", "pod": pod, "container": "exporter"}
         for name in ("redis_memory_used_bytes", "redis_memory_max_bytes"):
-            series.append(_series(name, labels, [s[(pod, name, ())] for s in samples]))
+            series.append(input_series(name, labels, [s[(pod, name, ())] for s in samples]))
     ratio = samples[-1][(pods[holder], "redis_memory_used_bytes", ())] / MAXMEMORY
     assert 0.9 < ratio < 1.0, f"the holder's memory reached {ratio:.2f} of maxmemory"
     others = [s[(pods[holder - 1], "redis_memory_used_bytes", ())] for s in samples]
@@ -201,24 +184,5 @@ def test_memory_near_maxmemory_alerts_for_the_pod_that_holds_it(
             ],
         }
     ]
-    [rule] = [
-        m
-        for m in render(sets=["metrics.prometheusRule.enabled=true"], monitoring=True)
-        if m["kind"] == "PrometheusRule"
-    ]
-    groups = [
-        {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
-        for g in rule["spec"]["groups"]
-    ]
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    (tmp_path / "tests.yaml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": tests})
-    )
-    out = subprocess.run(
-        [str(promtool), "test", "rules", "tests.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    out = promtool_test_rules(tests)
     assert out.returncode == 0, out.stdout + out.stderr
