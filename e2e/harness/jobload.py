@@ -40,7 +40,11 @@ async def post_jobs(
     still unavailable after ``RETRIES`` retries.
     """
     posted = Posted(ids=[])
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+    # Idle connections are dropped after 1 s, well inside Node.js's 5 s keep-alive
+    # (the BullMQ example's API): at httpx's default of 5 s a connection the server
+    # has just closed can be reused, and the POST sent on it is reset unanswered.
+    limits = httpx.Limits(keepalive_expiry=1.0)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> str:
