@@ -1,9 +1,10 @@
 """The `helm test` hook: a restricted pod that asks the operator's liveness endpoint.
 
-No kubelet runs here (KWOK plays the nodes), so `helm test` itself cannot run
-the pod yet; what runs is its command, taken from the rendered hook, in a
-process standing for the pod and pointed at the session's real operator.
-The rendering is checked for what `helm test` and Pod Security need.
+Here KWOK plays the nodes, so the hook's command, taken from the rendered hook,
+runs in a process standing for the pod, pointed at the session's real operator;
+the rendering is checked for what `helm test` and Pod Security need. `helm test`
+itself runs the pod on the real node in
+``e2e/tests/node/test_helm_test_passes_against_the_demos_operator.py``.
 """
 
 from __future__ import annotations
