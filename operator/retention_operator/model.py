@@ -1052,6 +1052,11 @@ class PgBouncerExporter(_Model):
     )
     resources: ResourceRequirements = _exporter_resources()
 
+    @property
+    def enabled(self) -> bool:
+        """Whether the exporter runs: an image is given."""
+        return self.image is not None
+
 
 class PgBouncerSpec(_Model):
     """PgBouncer in front of the external PostgreSQL."""

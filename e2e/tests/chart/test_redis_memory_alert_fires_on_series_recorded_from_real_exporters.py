@@ -25,7 +25,7 @@ from harness.exporter_samples import input_series, scrape
 from harness.procs import Proc, start, wait_until
 from harness.redis_servers import RedisServer, form_cluster, start_cluster_nodes
 from harness.service_base import free_ports, require_binary
-from retention_operator.builders import env
+from retention_operator.builders import env, naming
 from retention_operator.builders import redis as redis_builder
 from retention_operator.model import RetentionStack
 
@@ -61,7 +61,7 @@ def _exporter_argv(stack: RetentionStack, node: RedisServer, port: int) -> tuple
     container = redis_builder.build_redis_statefulset(stack)["spec"]["template"]["spec"][
         "containers"
     ][1]
-    assert container["name"] == redis_builder.EXPORTER_CONTAINER
+    assert container["name"] == naming.EXPORTER_CONTAINER
     args = [
         f"--redis.addr=redis://{node.host}:{node.port}"
         if a.startswith("--redis.addr=")

@@ -25,7 +25,7 @@ from harness.fixtures_node import DemoRuns
 from harness.procs import wait_until
 from harness.prometheus_server import PrometheusServer, start_prometheus
 from retention_operator import names
-from retention_operator.builders import naming, pgbouncer, redis
+from retention_operator.builders import naming, redis
 from retention_operator.model import RetentionStack
 
 pytestmark = pytest.mark.node
@@ -73,7 +73,7 @@ def test_every_redis_pod_answers_up_with_its_maxmemory(
         demo_runs,
         prometheus,
         names.COMPONENT_REDIS,
-        redis.EXPORTER_CONTAINER,
+        naming.EXPORTER_CONTAINER,
         naming.REDIS_EXPORTER_PORT,
     )
     assert len(pods) == 6
@@ -98,7 +98,7 @@ def test_every_pgbouncer_pod_answers_up_with_its_pool(
         demo_runs,
         prometheus,
         names.COMPONENT_PGBOUNCER,
-        pgbouncer.EXPORTER_CONTAINER,
+        naming.EXPORTER_CONTAINER,
         naming.PGBOUNCER_EXPORTER_PORT,
     )
     assert len(pods) == _stack(demo_runs).spec.pgbouncer.replicas

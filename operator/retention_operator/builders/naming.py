@@ -17,6 +17,8 @@ API_HTTP_PORT_NAME = "http"
 """Name of the API container's port; it serves /metrics too."""
 WORKERS_METRICS_PORT_NAME = "metrics"
 """Name of the worker container's /metrics port."""
+EXPORTER_CONTAINER = "exporter"
+"""Name of an exporter sidecar's container (Redis's and PgBouncer's)."""
 REDIS_EXPORTER_PORT = 9121
 REDIS_EXPORTER_PORT_NAME = "redis-metrics"
 """Name of the Redis exporter's /metrics port (redis_exporter's own default port)."""

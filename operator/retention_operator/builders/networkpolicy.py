@@ -79,7 +79,7 @@ def _pgbouncer_ingress(stack: RetentionStack) -> list[dict[str, Any]]:
     ingress: list[dict[str, Any]] = [
         {"from": _app_peers(stack.name), "ports": _tcp(naming.PGBOUNCER_PORT)}
     ]
-    if stack.spec.pgbouncer.exporter.image is not None:
+    if stack.spec.pgbouncer.exporter.enabled:
         ingress.append({"ports": _tcp(naming.PGBOUNCER_EXPORTER_PORT)})
     return ingress
 

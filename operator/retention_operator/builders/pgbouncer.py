@@ -37,7 +37,6 @@ PASSWORD_FILE = "password"
 CA_FILE = "ca.crt"
 EXPORTER_CONFIG_FILE = "exporter.yml"
 PASSFILE = "pgpass"
-EXPORTER_CONTAINER = "exporter"
 
 RUN_SCRIPT = r"""set -eu
 render() {
@@ -138,7 +137,7 @@ def _render(stack: RetentionStack, database_line: str) -> str:
         "server_login_retry = 1",
         *_tls_lines(stack),
     ]
-    if spec.exporter.image is not None:
+    if spec.exporter.enabled:
         # The exporter reads SHOW POOLS, STATS, DATABASES and LISTS on the admin console
         # as the database user: read-only figures, no admin command.
         lines.append(f"stats_users = {spec.database.user}")
@@ -183,7 +182,7 @@ def render_exporter_config(stack: RetentionStack) -> str:
 
 def _config_data(stack: RetentionStack, ini: str) -> dict[str, str]:
     data = {CONFIG_FILE: ini}
-    if stack.spec.pgbouncer.exporter.image is not None:
+    if stack.spec.pgbouncer.exporter.enabled:
         data[EXPORTER_CONFIG_FILE] = render_exporter_config(stack)
     return data
 
@@ -263,7 +262,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
             {"name": "PGBOUNCER_AUTH_FILE", "value": f"{AUTH_DIR}/{AUTH_FILE}"},
             *(
                 [{"name": "PGBOUNCER_PASSFILE", "value": f"{AUTH_DIR}/{PASSFILE}"}]
-                if spec.exporter.image is not None
+                if spec.exporter.enabled
                 else []
             ),
         ],
@@ -280,7 +279,7 @@ def _container(stack: RetentionStack) -> dict[str, Any]:
 def _exporter_container(stack: RetentionStack, image: str) -> dict[str, Any]:
     """The exporter of this pod's PgBouncer: the config and the passfile, read-only."""
     return {
-        "name": EXPORTER_CONTAINER,
+        "name": naming.EXPORTER_CONTAINER,
         "image": image,
         "args": ["--config", f"{CONFIG_DIR}/{EXPORTER_CONFIG_FILE}"],
         "ports": [

@@ -204,9 +204,6 @@ def _container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
     }
 
 
-EXPORTER_CONTAINER = "exporter"
-
-
 def _exporter_container(stack: RetentionStack, managed: ManagedRedis) -> dict[str, Any]:
     """redis_exporter for the server of its own pod; the password comes from the auth Secret.
 
@@ -218,7 +215,7 @@ def _exporter_container(stack: RetentionStack, managed: ManagedRedis) -> dict[st
     """
     exporter = managed.exporter
     return {
-        "name": EXPORTER_CONTAINER,
+        "name": naming.EXPORTER_CONTAINER,
         "image": exporter.image,
         "args": [
             f"--redis.addr=redis://127.0.0.1:{naming.REDIS_CLIENT_PORT}",

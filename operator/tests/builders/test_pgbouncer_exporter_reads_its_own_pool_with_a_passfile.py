@@ -45,7 +45,7 @@ def test_the_exporter_reads_its_own_pool_with_the_passfile(
 ) -> None:
     stack = _with_exporter(make_stack, readReplicas=[{"host": "replica.db"}])
     containers = _containers(build(stack))
-    exporter = containers[pgbouncer.EXPORTER_CONTAINER]
+    exporter = containers[naming.EXPORTER_CONTAINER]
     assert exporter["image"] == IMAGE and "command" not in exporter
     assert exporter["args"] == ["--config", "/etc/pgbouncer/config/exporter.yml"]
     assert exporter["ports"] == [

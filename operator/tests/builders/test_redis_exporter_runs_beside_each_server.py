@@ -19,7 +19,7 @@ def _containers(stack: RetentionStack) -> dict[str, dict[str, object]]:
 
 
 def test_every_redis_pod_runs_the_exporter_on_its_own_server(stack: RetentionStack) -> None:
-    exporter = _containers(stack)[redis.EXPORTER_CONTAINER]
+    exporter = _containers(stack)[naming.EXPORTER_CONTAINER]
     assert exporter["image"] == REDIS_EXPORTER_IMAGE
     assert "command" not in exporter, "the image's entry point is the exporter"
     args = exporter["args"]
@@ -42,4 +42,4 @@ def test_the_exporter_can_be_turned_off_or_given_another_image(make_stack: MakeS
     off = make_stack(redis={"managed": {"exporter": {"enabled": False}}})
     assert set(_containers(off)) == {"redis"}
     mine = make_stack(redis={"managed": {"exporter": {"image": "registry.local/rx:1"}}})
-    assert _containers(mine)[redis.EXPORTER_CONTAINER]["image"] == "registry.local/rx:1"
+    assert _containers(mine)[naming.EXPORTER_CONTAINER]["image"] == "registry.local/rx:1"
