@@ -121,10 +121,10 @@ test-services: install packages ## Tests against real Redis, PostgreSQL, PgBounc
 
 .PHONY: e2e
 e2e: install packages tools gitops-tools ## End-to-end tests on the local control plane.
-	$(PYTEST) -m "e2e and not node and not prometheus_operator" -q
+	$(PYTEST) -m "e2e and not node" -q
 
 .PHONY: monitoring-test
-monitoring-test: install packages tools gitops-tools ## Build Prometheus Operator (about 13 min cold) and test the stacks' PodMonitors with it.
+monitoring-test: install packages tools gitops-tools images ## Build Prometheus Operator (about 13 min cold) and test the stacks' PodMonitors with it, on the real node.
 	@bash e2e/controlplane/build-gitops.sh prometheus-operator >/dev/null
 	$(PYTEST) -m prometheus_operator -q
 
@@ -138,7 +138,7 @@ example-images: install packages ## Build the examples' images (Hono + BullMQ, R
 
 .PHONY: test-node
 test-node: install packages tools images ## Tests on containerd with the built images, and on the real node.
-	$(PYTEST) -m "node and not autoscalers and not quarantine" -q
+	$(PYTEST) -m "node and not autoscalers and not prometheus_operator and not quarantine" -q
 
 .PHONY: test-quarantine
 test-quarantine: install packages tools images ## The node tests out of make test because they failed intermittently (see each one's reason).

@@ -1,9 +1,9 @@
 """A stand-in for a stack's API pod: the contract's latency histogram, observed steadily.
 
-No kubelet runs here (KWOK plays the nodes), so no API container serves
-/metrics; an :class:`ApiExporter` serves the histogram the real API exports
-(``retention_contract.METRIC_API_REQUEST_DURATION``, the same buckets) on a
-given address, a pod's IP included (KWOK's pod IPs are loopback addresses).
+The autoscaling tests of the KWOK tier have no kubelet, so no API container
+serves /metrics there; an :class:`ApiExporter` serves the histogram the real
+API exports (``retention_contract.METRIC_API_REQUEST_DURATION``, the same
+buckets, with the ``namespace`` and ``stack`` labels) on loopback.
 Every observation takes ``seconds``; ``per_second`` of them are made each
 second, in ten batches, until :meth:`close`.
 """
@@ -22,12 +22,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 
 
 
 class ApiExporter:
-    """Serves the API latency histogram on ``host``:``port`` (a free port when 0).
-
-    With ``stack_labels`` (the project's API) each sample carries ``namespace``
-    and ``stack``; without, it carries only what any application's histogram
-    would, and a scraper must attach the stack itself.
-    """
+    """Serves the API latency histogram on 127.0.0.1:``port`` (a free port when 0)."""
 
     def __init__(
         self,
@@ -36,16 +31,11 @@ class ApiExporter:
         stack: str,
         seconds: float,
         per_second: float,
-        host: str = "127.0.0.1",
         port: int = 0,
-        stack_labels: bool = True,
     ) -> None:
         self.registry = CollectorRegistry()
-        names = ["route", "method", "status"]
-        values = ["/v1/jobs", "POST", "202"]
-        if stack_labels:
-            names = [contract.LABEL_NAMESPACE, contract.LABEL_STACK, *names]
-            values = [namespace, stack, *values]
+        names = [contract.LABEL_NAMESPACE, contract.LABEL_STACK, "route", "method", "status"]
+        values = [namespace, stack, "/v1/jobs", "POST", "202"]
         self.histogram = Histogram(
             contract.METRIC_API_REQUEST_DURATION,
             "Time from the first byte of a request to the end of its response.",
@@ -56,10 +46,11 @@ class ApiExporter:
         self.child = self.histogram.labels(*values)
         self.seconds = seconds
         self.per_second = per_second
-        self.host = host
         self.port = port or free_port()
         self._stop = threading.Event()
-        self._server, self._thread = start_http_server(self.port, addr=host, registry=self.registry)
+        self._server, self._thread = start_http_server(
+            self.port, addr="127.0.0.1", registry=self.registry
+        )
         self._observer = threading.Thread(target=self._observe, daemon=True)
         self._observer.start()
 

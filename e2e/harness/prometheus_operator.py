@@ -137,8 +137,15 @@ class PrometheusOperator:
 def prometheus_object(
     name: str, namespace: str, *, cp: ControlPlane, prometheus_version: str
 ) -> dict[str, Any]:
-    """A ``Prometheus`` that selects the PodMonitors of its namespace and reaches the API
-    server with the admin certificate (it runs outside the cluster, as the harness's)."""
+    """A ``Prometheus`` that selects the PodMonitors of every namespace Prometheus Operator
+    watches and reaches the API server with the admin certificate (it runs outside the
+    cluster, as the harness's).
+
+    No replica: the harness's own Prometheus loads the configuration
+    (:func:`rendered_config`). A pod of it would need Prometheus's image, which the node
+    cannot pull (no network) and the project does not build; Prometheus Operator writes
+    the configuration and the StatefulSet all the same.
+    """
     pki = cp.run_dir / "pki"
     return {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -146,10 +153,11 @@ def prometheus_object(
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "version": prometheus_version,
-            "replicas": 1,
+            "replicas": 0,
             "scrapeInterval": "1s",
             "evaluationInterval": "1s",
             "podMonitorSelector": {},
+            "podMonitorNamespaceSelector": {},
             "apiserverConfig": {
                 "host": cp.server,
                 "tlsConfig": {
@@ -176,11 +184,12 @@ def rendered_config(
     Prometheus Operator's configuration holds placeholders (``$(SHARD)``,
     ``$(POD_NAME)``) that the pod's ``init-config-reloader`` container fills
     in before Prometheus reads the file; without it, sharding keeps no target.
-    No kubelet runs here, so this does the kubelet's part (the Secret's keys
+    This does the kubelet's part (the Secret's keys
     as files where the container mounts them, the environment it gives) and
     runs that container's command, the real config reloader with the
     StatefulSet's own arguments, as a process; its reload goes to
-    ``reload_url`` instead of the pod's own Prometheus. Raises RuntimeError
+    ``reload_url`` instead of the pod's own Prometheus (the StatefulSet has no
+    replica, :func:`prometheus_object`). Raises RuntimeError
     with the reloader's output if it fails.
     """
     sts: Any = apps.read_namespaced_stateful_set(f"prometheus-{name}", namespace)

@@ -221,16 +221,17 @@ class PrometheusServer:
 
 
 def start_prometheus(
-    *, base_dir: Path, name: str = "prometheus", binary: str | None = None
+    *, base_dir: Path, name: str = "prometheus", binary: str | None = None, host: str = HOST
 ) -> PrometheusServer:
     """Start Prometheus with no targets; config and TSDB in ``base_dir/name``.
 
-    ``binary`` is a prometheus of one's own (default: Debian's on PATH).
+    ``binary`` is a prometheus of one's own (default: Debian's on PATH); ``host``
+    the address it listens on (the real node's veth address, for pods to reach it).
     Raises MissingBinary if prometheus is absent, NotReady if it does not start.
     """
     (port,) = free_ports(1)
     server = PrometheusServer(
-        port=port, root=base_dir / name, log_dir=base_dir, name=name, binary=binary
+        port=port, root=base_dir / name, log_dir=base_dir, name=name, binary=binary, host=host
     )
     server.start()
     return server
