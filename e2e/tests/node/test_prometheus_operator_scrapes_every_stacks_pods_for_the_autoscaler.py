@@ -27,14 +27,12 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from harness import demo, images
 from harness.controlplane import ControlPlane
@@ -51,7 +49,7 @@ from harness.prometheus_operator import (
     uninstall_crds,
 )
 from harness.prometheus_server import PrometheusServer, start_prometheus
-from harness.stacks import wait_for
+from harness.stacks import apply_ok, get_stack, wait_for
 from retention_operator import names
 from retention_operator.autoscaling.promql import LatencyReading, latency_query, parse_latency
 from retention_operator.builders import monitoring, naming
@@ -118,9 +116,7 @@ def _set_prometheus_url(cp: ControlPlane, namespace: str, stack: str, url: str |
 
 
 def _p95(custom: client.CustomObjectsApi, namespace: str, stack: str) -> float | None:
-    found: Any = custom.get_namespaced_custom_object(
-        names.GROUP, names.VERSION, namespace, names.PLURAL, stack
-    )
+    found = get_stack(custom, namespace, stack)
     value = ((found.get("status") or {}).get("autoscaling") or {}).get("api", {})
     p95 = value.get("p95Milliseconds")
     return float(p95) if p95 is not None else None
@@ -166,23 +162,14 @@ class _Requests:
                 self._stop.wait(1 / REQUESTS_PER_SECOND)
 
 
-@pytest.fixture
-def custom(demo_runs: DemoRuns) -> Iterator[client.CustomObjectsApi]:
-    api = config.new_client_from_config(config_file=str(demo_runs.current.cp.kubeconfig))  # type: ignore[no-untyped-call]
-    try:
-        yield client.CustomObjectsApi(api)
-    finally:
-        api.close()
-
-
 def test_every_stacks_pods_are_scraped_and_each_stacks_latency_read(
-    demo_runs: DemoRuns, custom: client.CustomObjectsApi, tmp_path: Path
+    demo_runs: DemoRuns, demo_api: client.ApiClient, tmp_path: Path
 ) -> None:
     current = demo_runs.current
     cp = current.cp
     assert cp.node is not None
-    core = client.CoreV1Api(custom.api_client)
-    apps = client.AppsV1Api(custom.api_client)
+    core, apps = client.CoreV1Api(demo_api), client.AppsV1Api(demo_api)
+    custom = client.CustomObjectsApi(demo_api)
     stacks = {(demo.NAMESPACE, current.deployed.stack), (EXAMPLE_NAMESPACE, "messages")}
 
     built = images.build([demo.workload(EXAMPLE).image])
@@ -220,18 +207,8 @@ def test_every_stacks_pods_are_scraped_and_each_stacks_latency_read(
 
         promop.start()
         cp.kubectl("create", "namespace", MONITORING)
-        path = tmp_path / "prometheus-object.yaml"
-        path.write_text(
-            json.dumps(
-                prometheus_object(
-                    PROMETHEUS,
-                    MONITORING,
-                    cp=cp,
-                    prometheus_version=prometheus_version(prometheus_binary()),
-                )
-            )
-        )
-        cp.kubectl("apply", "--server-side", "-f", str(path))
+        version = prometheus_version(prometheus_binary())
+        apply_ok(cp, prometheus_object(PROMETHEUS, MONITORING, cp=cp, prometheus_version=version))
         api_port = naming.API_HTTP_PORT_NAME
         wait_until(
             lambda: (
