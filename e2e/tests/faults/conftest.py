@@ -12,6 +12,7 @@ Each operator a test starts logs in with a client certificate of its own
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import watch
+from kubernetes import client, watch
 
 import retention_contract as contract
 from harness import audit
@@ -266,3 +267,95 @@ class WatchTrigger:
         self._thread.join(self._timeout + 5)
         assert self.fired_at is not None, f"the fault never fired: {self.error!r}"
         return self.fired_at
+
+
+HELD = "held by the fault test"
+
+
+@contextlib.contextmanager
+def deployment_writes_refused(api_client: client.ApiClient, namespace: str) -> Iterator[None]:
+    """Refuse every create and update of a Deployment in ``namespace`` while inside.
+
+    A ValidatingAdmissionPolicy (the API server's own admission, nothing in front of
+    it) holds a reconcile between its waves: the first wave's children are stored,
+    the workloads are not, however fast the operator goes on. A kill timed by a
+    watch alone raced the operator's next write (seen on a CI run: both images
+    written before the SIGKILL landed). The policy is in force before this yields
+    and gone when it returns, each seen by a server-side dry-run create.
+    """
+    admission = client.AdmissionregistrationV1Api(api_client)
+    name = f"faults-hold-{namespace}"[:63]
+    message = f"Deployments in {namespace} are {HELD}"
+    admission.create_validating_admission_policy(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                    },
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["deployments"],
+                        }
+                    ],
+                },
+                "validations": [{"expression": "false", "message": message}],
+            },
+        }
+    )
+    admission.create_validating_admission_policy_binding(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        }
+    )
+    try:
+        wait_for(
+            lambda: not _dry_run_deployment(api_client, namespace),
+            timeout=30,
+            interval=0.2,
+            what="the admission policy holding Deployments in force",
+        )
+        yield
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+    wait_for(
+        lambda: _dry_run_deployment(api_client, namespace),
+        timeout=30,
+        interval=0.2,
+        what="the admission policy holding Deployments gone",
+    )
+
+
+def _dry_run_deployment(api_client: client.ApiClient, namespace: str) -> bool:
+    """Whether a Deployment create in ``namespace`` is admitted (dry run: nothing stored)."""
+    labels = {"app": "faults-hold-probe"}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "faults-hold-probe"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "probe", "image": "example.invalid/probe:1"}]},
+            },
+        },
+    }
+    try:
+        client.AppsV1Api(api_client).create_namespaced_deployment(namespace, body, dry_run="All")
+    except client.ApiException as exc:
+        if HELD in str(exc.body):
+            return False
+        raise
+    return True
