@@ -127,8 +127,10 @@ def decide_api(
     bottleneck = state.learned is not None and state.learned.bottleneck
     if not bottleneck:
         up += api.drain_demand(rps=steady, p95_ms=latest.p95_ms, target_ms=target)
-    seen = surges.observe(state.surges or surges.Surges(), now=now, demand=steady)
-    state = replace(state, surges=seen)
+    before = state.surges or surges.Surges()
+    seen = surges.observe(before, now=now, demand=steady)
+    if seen is not before:
+        state = replace(state, surges=seen)
     coming = surges.to_hold(seen, now=now, window=config.scale_down_stabilization_seconds)
     up = max(up, coming)
     state = _forecast(state, config=config, at=latest.at, value=latest.rps)
@@ -310,6 +312,8 @@ def _forget_ended_surge(
         return state
     before = state.surges or surges.Surges()
     after = surges.observe(before, now=now, demand=arrivals)
+    if after is before:
+        return state  # Nothing seen (a queue at rest): the state as it was, not a copy.
     state = replace(state, surges=after)
     if not surges.just_ended(before, after) or after.base is None:
         return state
@@ -413,6 +417,8 @@ def _learn_workers(
     learned, measured = workers.learn_throughput(
         estimate=estimate, completed_rate=completed, ready=ready, busy=busy, may_probe=may_probe
     )
+    if learned == state.capacity and not measured:
+        return state  # Nothing learned: the state as it was, not a copy.
     return replace(state, capacity=learned, confirmed_at=now if measured else state.confirmed_at)
 
 

@@ -57,6 +57,8 @@ class Surges:
 
 def observe(surges: Surges, *, now: float, demand: float) -> Surges:
     """Note this tick's steady demand: follow the base, start, extend or end a surge."""
+    if surges.base is None and demand <= 0:
+        return surges  # Nothing to follow yet (a stack at rest): the same value, no copy.
     if surges.base is None or surges.base <= 0:
         return replace(surges, base=demand if demand > 0 else None, base_at=now)
     base = surges.base

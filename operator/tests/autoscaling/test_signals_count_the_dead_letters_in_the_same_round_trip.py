@@ -5,7 +5,8 @@ Real Redis from the harness (standalone and a 6-node cluster). The count is an
 its dead-letter stream in another slot of the cluster, and the count must still
 come back, without failing the stream's reading. The queue sources come from a
 stack's spec (``targets.queue_source``), as the loop builds them, and the tick
-exports the count as ``retention_stack_dead_letters``.
+exports the count as ``retention_stack_dead_letters``, read on the first tick and on one
+in ``DEAD_LETTER_READ_EVERY`` after it (the stream's own reads go on every tick).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import retention_contract as contract
 from retention_operator import telemetry
 from retention_operator.autoscaling import targets
 from retention_operator.autoscaling.queues import StreamQueue
-from retention_operator.autoscaling.signals import QueueRef, RedisEndpoint, SignalReader
+from retention_operator.autoscaling.signals import (
+    DEAD_LETTER_READ_EVERY,
+    QueueRef,
+    RedisEndpoint,
+    SignalReader,
+)
 from retention_operator.builders import env
 from retention_operator.model import RetentionStack
 
@@ -104,7 +110,9 @@ async def test_a_dead_letter_stream_in_another_slot_is_counted_too(redis_cluster
         assert readings[ref].dead_letters == count
 
 
-async def test_a_tick_exports_each_stacks_dead_letters(redis_db: Any, kube: Any) -> None:
+async def test_a_tick_exports_each_stacks_dead_letters_every_few_ticks(
+    redis_db: Any, kube: Any
+) -> None:
     body = stack_body("billing", redis_url=redis_db.url)
     stack = RetentionStack.model_validate(body)
     with redis_db.client() as conn:
@@ -119,6 +127,11 @@ async def test_a_tick_exports_each_stacks_dead_letters(redis_db: Any, kube: Any)
         assert gauge._value.get() == 4
         with redis_db.client() as conn:
             conn.xadd(contract.deadletter_stream(env.queue_stream(stack)), {"reason": "again"})
+        # The length is read on one tick in DEAD_LETTER_READ_EVERY; the gauge keeps its value
+        # in between.
+        for _ in range(DEAD_LETTER_READ_EVERY - 1):
+            await loop.tick()
+            assert gauge._value.get() == 4
         await loop.tick()
         assert gauge._value.get() == 5
     finally:
