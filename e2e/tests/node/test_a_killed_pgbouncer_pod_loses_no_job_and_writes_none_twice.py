@@ -10,13 +10,9 @@ a job go through PgBouncer too, and are sampled every 0.1 s meanwhile.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import uuid
-from collections import Counter
 
-import httpx
 import pytest
 
 from harness import demo, jobload
@@ -29,85 +25,41 @@ JOBS = 150
 READ_SECONDS = 30.0
 
 
-def _wait_taking_jobs(url: str, *, task: str, seconds: float = 30.0) -> float:
-    """POST one job until the API accepts it; the seconds that took.
-
-    After the volumes test applies the stack again, its new API once answered
-    503 for 4 s after the stack was Ready (its first enqueues failed with
-    RedisClusterException), longer than the load's client retries. That is the
-    API's first seconds, not the PgBouncer kill this test measures, and it is
-    recorded as an open defect; the kill is measured from an API that takes jobs.
-    """
-    began = time.monotonic()
-    with httpx.Client(base_url=url, timeout=5) as client:
-        while True:
-            reply = client.post(jobload.JOBS_PATH, json={"task": task, "payload": {}})
-            if reply.status_code != 503:
-                reply.raise_for_status()
-                return time.monotonic() - began
-            assert time.monotonic() - began < seconds, f"the API answered 503 for {seconds} s"
-            time.sleep(0.5)
-
-
 def test_killed_pgbouncer_pods_lose_no_job_and_write_none_twice(demo_runs: DemoRuns) -> None:
     current = demo_runs.current
     cp = current.cp
     task = f"bouncer-{uuid.uuid4().hex[:8]}"
     url = demo.service_url(cp, "demo-api")
-    first = _wait_taking_jobs(url, task=f"{task}-first")
+    first = jobload.wait_taking_jobs(url, task=f"{task}-first")
     print(f"\nthe API took a job {first:.1f} s after the test began")
-    reads: Counter[int] = Counter()
-    failures: Counter[str] = Counter()  # The client's exceptions, by type.
-    slowest = [0.0]
-    stop = threading.Event()
-
-    def read_loop() -> None:
-        job = current.job_id  # The demo's own job: a row that exists.
-        deadline = time.monotonic() + READ_SECONDS
-        with httpx.Client(base_url=url, timeout=5) as client:
-            while not stop.is_set() and time.monotonic() < deadline:
-                began = time.monotonic()
-                try:
-                    reads[client.get(f"/v1/jobs/{job}").status_code] += 1
-                except httpx.HTTPError as exc:
-                    reads[0] += 1
-                    failures[type(exc).__name__] += 1
-                slowest[0] = max(slowest[0], time.monotonic() - began)
-                time.sleep(0.1)
-
-    posted: list[jobload.Posted] = []
-    poster = threading.Thread(
-        target=lambda: posted.append(asyncio.run(jobload.post_jobs(url, JOBS, task=task))),
-        daemon=True,
-    )
-    reader = threading.Thread(target=read_loop, daemon=True)
+    # The demo's own job: a row that exists.
+    reads = jobload.Reads(url, current.job_id, seconds=READ_SECONDS)
+    poster = jobload.BackgroundPosts(url, JOBS, task=task)
     selector = f"{names.LABEL_STACK}=demo,{names.LABEL_COMPONENT}={names.COMPONENT_PGBOUNCER}"
     victims = cp.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "name").split()
     assert victims, "no PgBouncer pod to kill"
     poster.start()
-    reader.start()
+    reads.start()
     try:
         time.sleep(2)
         killed = time.monotonic()
         cp.kubectl(
             "delete", "-n", NAMESPACE, *victims, "--grace-period=0", "--force", "--wait=false"
         )
-        poster.join(120)
+        posted = poster.join(120)
         rows = jobload.wait_rows(current.postgres, task, JOBS, timeout=180)
         converged = time.monotonic() - killed
     finally:
-        stop.set()
-        reader.join(10)
-    assert posted, "the jobs were not all posted"
+        reads.stop()
     assert rows == (JOBS, JOBS), f"{JOBS} jobs in, {rows[0]} rows ({rows[1]} distinct) out"
-    errors = {code: n for code, n in reads.items() if code not in (200, 404)}
+    errors = reads.errors()
     assert set(errors) <= {503}, (
-        f"reads answered otherwise than 200, 404 or 503: {dict(reads)}; "
-        f"client errors {dict(failures)}; slowest read {slowest[0]:.1f} s"
+        f"reads answered otherwise than 200, 404 or 503: {dict(reads.codes)}; "
+        f"client errors {dict(reads.failures)}; slowest read {reads.slowest:.1f} s"
     )
     print(
         f"\n{len(victims)} PgBouncer pod(s) killed under {JOBS} jobs: {rows[1]} rows, one each, "
-        f"{converged:.1f} s after the kill; posts retried on 503: {posted[0].retried}; reads "
-        f"{dict(reads)} (errors: {sum(errors.values())} of {sum(reads.values())}), slowest read "
-        f"{slowest[0]:.1f} s; lost: nothing"
+        f"{converged:.1f} s after the kill; posts retried on 503: {posted.retried}; reads "
+        f"{dict(reads.codes)} (errors: {sum(errors.values())} of {reads.codes.total()}), "
+        f"slowest read {reads.slowest:.1f} s; lost: nothing"
     )
