@@ -31,9 +31,18 @@ class Posted:
 
 
 async def post_jobs(
-    url: str, count: int, *, task: str, concurrency: int = 20, path: str = JOBS_PATH
+    url: str,
+    count: int,
+    *,
+    task: str,
+    concurrency: int = 20,
+    path: str = JOBS_PATH,
+    per_second: float = 0.0,
 ) -> Posted:
     """POST ``count`` jobs of ``task`` to ``url`` + ``path``, retrying 503s; return the ids.
+
+    With ``per_second``, job ``n`` is first sent no earlier than ``n / per_second``
+    seconds after the start, so that the load lasts (0: as fast as ``concurrency`` goes).
 
     The body is ``{"task": task, "payload": {"i": n}}``, a JSON object any
     API taking jobs accepts (the examples' too); the id is the reply's ``id``.
@@ -48,8 +57,11 @@ async def post_jobs(
     limits = httpx.Limits(keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
         gate = asyncio.Semaphore(concurrency)
+        began = time.monotonic()
 
         async def one(i: int) -> str:
+            if per_second > 0:
+                await asyncio.sleep(max(began + i / per_second - time.monotonic(), 0.0))
             async with gate:
                 for attempt in range(RETRIES + 1):
                     reply = await client.post(path, json={"task": task, "payload": {"i": i}})
@@ -161,12 +173,17 @@ class Reads:
 class BackgroundPosts:
     """:func:`post_jobs` in a thread of its own, while a test breaks something."""
 
-    def __init__(self, url: str, count: int, *, task: str) -> None:
+    def __init__(self, url: str, count: int, *, task: str, per_second: float = 0.0) -> None:
         self.posted: Posted | None = None
-        self._thread = threading.Thread(
-            target=lambda: setattr(self, "posted", asyncio.run(post_jobs(url, count, task=task))),
-            daemon=True,
-        )
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.posted = asyncio.run(post_jobs(url, count, task=task, per_second=per_second))
+            except BaseException as exc:  # Kept for join()'s message.
+                self.error = exc
+
+        self._thread = threading.Thread(target=run, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -174,5 +191,5 @@ class BackgroundPosts:
     def join(self, timeout: float) -> Posted:
         """The jobs posted; fails when the posting did not finish within ``timeout``."""
         self._thread.join(timeout)
-        assert self.posted is not None, "the jobs were not all posted"
+        assert self.posted is not None, f"the jobs were not all posted: {self.error!r}"
         return self.posted

@@ -79,6 +79,14 @@ end
 return {'accepted', entry}
 """
 
+CONNECT_TIMEOUT_S = 2.0
+"""How long a connection to a Redis node may take to open. A node whose pod is gone
+does not refuse: the connect hangs, and at the 10 s socket timeout one enqueue
+outlasted a client's own timeout (seen with a master killed under load), so the
+client could not tell a refusal from a job taken. A connect that fails has sent
+nothing, so the API answers 503 and nothing was written; the cluster client tries
+again on the refreshed slot map within the same request."""
+
 IDEMPOTENCY_TTL_S = 24 * 3600
 """How long an Idempotency-Key names its job: a day, as common HTTP APIs keep them."""
 
@@ -117,11 +125,15 @@ def connect(settings: Settings) -> Queue:
             settings.redis_url,
             password=settings.redis_password,
             socket_timeout=10,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
             dynamic_startup_nodes=False,
         )
     else:
         client = Redis.from_url(
-            settings.redis_url, password=settings.redis_password, socket_timeout=10
+            settings.redis_url,
+            password=settings.redis_password,
+            socket_timeout=10,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
         )
     return Queue(
         client=client,
